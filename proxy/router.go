@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/style-shepherd/sheepdog/configs"
+)
+
+// maxParams bounds the path parameters of one template; Params lives on the
+// stack, so a match never allocates.
+const maxParams = 8
+
+// route is one compiled entry of the route table.
+type route struct {
+	cfg    *configs.Route
+	name   string
+	method []byte // empty: any method
+	prefix []byte // set for path_prefix routes
+	segs   []segment
+	stats  routeStats
+}
+
+// segment is one '/'-separated piece of a path template: a literal, or a
+// parameter that takes any non-empty segment.
+type segment struct {
+	literal []byte
+	param   string
+}
+
+// Params holds the path parameters of a match as offsets into the path, so
+// matching copies nothing.
+type Params struct {
+	n     int
+	names [maxParams]string
+	spans [maxParams][2]int
+	path  []byte
+}
+
+// Get returns the value of the named parameter, or nil. The bytes belong to
+// the request and must not be kept past the handler.
+func (p *Params) Get(name string) []byte {
+	for i := 0; i < p.n; i++ {
+		if p.names[i] == name {
+			return p.path[p.spans[i][0]:p.spans[i][1]]
+		}
+	}
+	return nil
+}
+
+// router is the route table, compiled once; first match wins.
+type router struct {
+	routes []*route
+}
+
+func newRouter(cfgs []configs.Route) (*router, error) {
+	r := &router{routes: make([]*route, 0, len(cfgs))}
+	for i := range cfgs {
+		c := &cfgs[i]
+		rt := &route{cfg: c, name: c.Name, method: []byte(c.Match.Method)}
+		if c.Match.PathPrefix != "" {
+			rt.prefix = []byte(c.Match.PathPrefix)
+		} else {
+			segs, err := configs.ParsePath(c.Match.Path)
+			if err != nil {
+				return nil, fmt.Errorf("route %s: %w", c.Name, err)
+			}
+			if len(segs) > maxParams*2 {
+				return nil, fmt.Errorf("route %s: path has too many segments", c.Name)
+			}
+			params := 0
+			for _, s := range segs {
+				if s.Param != "" {
+					params++
+					rt.segs = append(rt.segs, segment{param: s.Param})
+				} else {
+					rt.segs = append(rt.segs, segment{literal: []byte(s.Literal)})
+				}
+			}
+			if params > maxParams {
+				return nil, fmt.Errorf("route %s: more than %d path parameters", c.Name, maxParams)
+			}
+		}
+		r.routes = append(r.routes, rt)
+	}
+	return r, nil
+}
+
+var methodGet, methodHead = []byte("GET"), []byte("HEAD")
+
+// match returns the first route that takes method and path, filling p with
+// the path parameters, or nil.
+func (r *router) match(method, path []byte, p *Params) *route {
+	for _, rt := range r.routes {
+		if len(rt.method) > 0 && !bytes.Equal(rt.method, method) &&
+			!(bytes.Equal(method, methodHead) && bytes.Equal(rt.method, methodGet)) {
+			continue
+		}
+		if rt.prefix != nil {
+			if bytes.HasPrefix(path, rt.prefix) {
+				p.n, p.path = 0, path
+				return rt
+			}
+			continue
+		}
+		if rt.matchPath(path, p) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// matchPath matches path against the template segment by segment. Like
+// Express (the app's router), one trailing slash is allowed.
+func (rt *route) matchPath(path []byte, p *Params) bool {
+	p.n, p.path = 0, path
+	pos := 0
+	for _, s := range rt.segs {
+		if pos >= len(path) || path[pos] != '/' {
+			return false
+		}
+		pos++
+		end := bytes.IndexByte(path[pos:], '/')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += pos
+		}
+		seg := path[pos:end]
+		if s.param != "" {
+			if len(seg) == 0 {
+				return false
+			}
+			p.names[p.n] = s.param
+			p.spans[p.n] = [2]int{pos, end}
+			p.n++
+		} else if !bytes.Equal(seg, s.literal) {
+			return false
+		}
+		pos = end
+	}
+	rest := path[pos:]
+	return len(rest) == 0 || (len(rest) == 1 && rest[0] == '/')
+}
