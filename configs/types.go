@@ -242,5 +242,19 @@ type BatchRule struct {
 	Returning map[string]string `yaml:"returning"`
 }
 
+// The sinks a batch route can flush into.
+const (
+	SinkHTTP     = "http"
+	SinkValkey   = "valkey"
+	SinkPostgres = "postgres"
+)
+
+// The Valkey operations of a valkey sink.
+const (
+	OpSet    = "set"
+	OpDel    = "del"
+	OpExpire = "expire"
+)
+
 // PassRule makes a route pass requests through to the upstream, streamed.
 type PassRule struct{}

@@ -1,0 +1,301 @@
+package configs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// noEnv is an environment where only TEST_SET is set, so tests never read
+// or change the process environment.
+func noEnv(name string) (string, bool) {
+	if name == "TEST_SET" {
+		return "set", true
+	}
+	return "", false
+}
+
+// head is the valid start of most bad files below: routes begin on line 3.
+const head = "upstream: {url: http://127.0.0.1:3001}\nroutes:\n"
+
+// catchAll is a valid last route.
+const catchAll = "  - {name: all, match: {path_prefix: /api/}, pass: {}}\n"
+
+func TestParseRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every line of the error, in order
+	}{
+		{
+			name: "unknown top-level key",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nlistn: 127.0.0.1:8080\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:2: listn: unknown key (known: listen, admin, upstream, server, cache, postgres, telemetry, routes)"},
+		},
+		{
+			name: "unknown nested key",
+			yaml: "upstream:\n  url: http://127.0.0.1:3001\n  timout: 5s\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:3: upstream.timout: unknown key (known: url, timeout, max_conns, health_path)"},
+		},
+		{
+			name: "unknown key in a route",
+			yaml: head + "  - name: products\n    match: {method: GET, path: /p}\n    cache: {ttl: 1s, tag: [x]}\n" + catchAll,
+			want: []string{"bad.yaml:5: routes[0](products).cache.tag: unknown key (known: ttl, stale_while_revalidate, stale_if_error, key, tags, statuses)"},
+		},
+		{
+			name: "unknown key in pass",
+			yaml: head + "  - {name: all, match: {path_prefix: /}, pass: {stream: true}}\n",
+			want: []string{"bad.yaml:3: routes[0](all).pass.stream: unknown key (pass takes no keys: write pass: {})"},
+		},
+		{
+			name: "duplicate key",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nlisten: 127.0.0.1:1\nlisten: 127.0.0.1:2\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:3: listen: duplicate key (first at line 2)"},
+		},
+		{
+			name: "list where a scalar belongs",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nlisten: [127.0.0.1:1]\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:2: listen: expected a string, got a list"},
+		},
+		{
+			name: "scalar where a list belongs",
+			yaml: head + "  - {name: p, match: {path: /p}, cache: {ttl: 1s, tags: products}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).cache.tags: expected a list, got "products"`},
+		},
+		{
+			name: "mapping where routes belong",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nroutes: {name: all}\n",
+			want: []string{"bad.yaml:2: routes: expected a list of routes, got a mapping"},
+		},
+		{
+			name: "bad int",
+			yaml: "upstream: {url: http://127.0.0.1:3001, max_conns: many}\nroutes:\n" + catchAll,
+			want: []string{`bad.yaml:1: upstream.max_conns: bad int "many"`},
+		},
+		{
+			name: "bad duration",
+			yaml: head + "  - name: p\n    match: {path: /p}\n    cache:\n      ttl: 6x\n" + catchAll,
+			want: []string{`bad.yaml:6: routes[0](p).cache.ttl: bad duration "6x"`},
+		},
+		{
+			name: "bad byte size",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\ncache: {l1: {max_bytes: 10XB}}\nroutes:\n" + catchAll,
+			want: []string{`bad.yaml:2: cache.l1.max_bytes: bad byte size "10XB" (want bytes or a unit: B, KB, MB, GB, KiB, MiB, GiB)`},
+		},
+		{
+			name: "zero where zero makes no sense",
+			yaml: "upstream: {url: http://127.0.0.1:3001, timeout: 0s}\ncache: {l2: {timeout: 0s}}\nroutes:\n" + catchAll,
+			want: []string{
+				"bad.yaml:1: upstream.timeout: must be above zero, got 0s",
+				"bad.yaml:2: cache.l2.timeout: must be above zero, got 0s",
+			},
+		},
+		{
+			name: "two actions",
+			yaml: head + "  - name: p\n    match: {path: /p}\n    cache: {ttl: 1s}\n    pass: {}\n",
+			want: []string{"bad.yaml:6: routes[0](p).pass: a route takes one action, not cache and pass"},
+		},
+		{
+			name: "no action",
+			yaml: head + "  - name: p\n    match: {path: /p}\n" + catchAll,
+			want: []string{"bad.yaml:3: routes[0](p): a route needs one action: cache, batch or pass"},
+		},
+		{
+			name: "path and prefix",
+			yaml: head + "  - {name: p, match: {path: /p, path_prefix: /p}, pass: {}}\n",
+			want: []string{"bad.yaml:3: routes[0](p).match.path_prefix: path and path_prefix exclude each other: keep one"},
+		},
+		{
+			name: "no path",
+			yaml: head + "  - name: p\n    match: {method: GET}\n    pass: {}\n",
+			want: []string{"bad.yaml:4: routes[0](p).match: needs path or path_prefix"},
+		},
+		{
+			name: "partial parameter segment",
+			yaml: head + "  - {name: p, match: {path: \"/a{b}/c\"}, pass: {}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).match.path: path "/a{b}/c": segment "a{b}": a parameter must be a whole segment, like /{id}/`},
+		},
+		{
+			name: "empty segment",
+			yaml: head + "  - {name: p, match: {path: /a//b}, pass: {}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).match.path: path "/a//b": empty segment (//)`},
+		},
+		{
+			name: "path without leading slash",
+			yaml: head + "  - {name: p, match: {path: api/x}, pass: {}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).match.path: path "api/x" must start with /`},
+		},
+		{
+			name: "prefix with a parameter",
+			yaml: head + "  - {name: p, match: {path_prefix: \"/a/{b}\"}, pass: {}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).match.path_prefix: "/a/{b}": a prefix is literal (use path for {parameters})`},
+		},
+		{
+			name: "lower-case method",
+			yaml: head + "  - {name: p, match: {method: get, path: /p}, pass: {}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).match.method: bad method "get" (methods are upper case: GET)`},
+		},
+		{
+			name: "unknown placeholder source",
+			yaml: head + "  - {name: p, match: {path: /p}, cache: {ttl: 1s, tags: [\"s:{cookie.sid}\"]}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).cache.tags[0]: template "s:{cookie.sid}": {cookie.sid}: unknown source "cookie" (want path, query, header, body or id)`},
+		},
+		{
+			name: "path placeholder not in the path",
+			yaml: head + "  - name: p\n    match: {path: \"/users/{userId}\"}\n    cache:\n      ttl: 1s\n      tags:\n        - \"u:{path.user}\"\n",
+			want: []string{"bad.yaml:8: routes[0](p).cache.tags[0]: {path.user}: the route's path has no parameter user (it has: userId)"},
+		},
+		{
+			name: "path placeholder on a prefix route",
+			yaml: head + "  - {name: p, match: {method: POST, path_prefix: /p/}, pass: {}, invalidates: [\"{path.id}\"]}\n",
+			want: []string{"bad.yaml:3: routes[0](p).invalidates[0]: {path.id}: a path_prefix route has no path parameters"},
+		},
+		{
+			name: "generated id in a tag",
+			yaml: head + "  - {name: p, match: {path: /p}, cache: {ttl: 1s, tags: [\"{id:x_}\"]}}\n",
+			want: []string{"bad.yaml:3: routes[0](p).cache.tags[0]: {id:x_} makes a new value each time, so it belongs only in batch values"},
+		},
+		{
+			name: "invalidates on a cache route",
+			yaml: head + "  - name: p\n    match: {path: /p}\n    cache: {ttl: 1s}\n    invalidates: [x]\n",
+			want: []string{"bad.yaml:6: routes[0](p).invalidates: a cache route does not write: invalidates belongs on pass and batch routes"},
+		},
+		{
+			name: "missing upstream url",
+			yaml: "upstream: {timeout: 1s}\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:1: upstream.url: required: the Style Shepherd app, like http://127.0.0.1:3001"},
+		},
+		{
+			name: "https upstream",
+			yaml: "upstream: {url: \"https://app.example\"}\nroutes:\n" + catchAll,
+			want: []string{`bad.yaml:1: upstream.url: bad url "https://app.example" (want http://host:port)`},
+		},
+		{
+			name: "duplicate route name",
+			yaml: head + catchAll + catchAll,
+			want: []string{`bad.yaml:4: routes[1](all).name: duplicate route name "all" (first at line 3)`},
+		},
+		{
+			name: "bad route name",
+			yaml: head + "  - {name: Products, match: {path: /p}, pass: {}}\n",
+			want: []string{`bad.yaml:3: routes[0].name: bad name "Products" (want lower-case letters, digits, - and _)`},
+		},
+		{
+			name: "bad statuses",
+			yaml: head + "  - name: p\n    match: {path: /p}\n    cache:\n      ttl: 1s\n      statuses:\n        - 200\n        - 503\n        - 99\n        - 413\n",
+			want: []string{
+				"bad.yaml:9: routes[0](p).cache.statuses[1]: status 503 is never cached (5xx, 400, 413 and 431 are refused)",
+				"bad.yaml:10: routes[0](p).cache.statuses[2]: bad status 99 (want 100 to 599)",
+				"bad.yaml:11: routes[0](p).cache.statuses[3]: status 413 is never cached (5xx, 400, 413 and 431 are refused)",
+			},
+		},
+		{
+			name: "unknown sink",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: kafka}\n",
+			want: []string{`bad.yaml:5: routes[0](w).batch.sink: unknown sink "kafka" (want http, valkey or postgres)`},
+		},
+		{
+			name: "http sink without url",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: http\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.url: required: the batch endpoint's path on the upstream"},
+		},
+		{
+			name: "valkey set without value",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch:\n      sink: valkey\n      key: \"{path.k}\"\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.value: required for op set"},
+		},
+		{
+			name: "valkey del with a value",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, op: del, key: \"{path.k}\", value: x}\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.value: op del takes no value"},
+		},
+		{
+			name: "key of another sink",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: http\n      url: /batch\n      table: orders\n",
+			want: []string{"bad.yaml:8: routes[0](w).batch.table: applies only to postgres sinks"},
+		},
+		{
+			name: "postgres sink without table and columns",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres: {dsn: postgres://x}\nroutes:\n  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: postgres\n",
+			want: []string{
+				"bad.yaml:6: routes[0](w).batch.table: required: the table to insert into",
+				"bad.yaml:6: routes[0](w).batch.columns: list at least one column: name: template",
+			},
+		},
+		{
+			name: "postgres sink without dsn",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: postgres\n      table: orders\n      columns: {id: \"{id:o_}\"}\n",
+			want: []string{"bad.yaml:6: postgres.dsn: required by the postgres sink at routes[0](w).batch.sink"},
+		},
+		{
+			name: "bad column name",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres: {dsn: postgres://x}\nroutes:\n  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: postgres\n      table: orders\n      columns: {\"id; drop table x\": \"{body.id}\"}\n",
+			want: []string{`bad.yaml:9: routes[0](w).batch.columns.id; drop table x: bad column name "id; drop table x" (want a plain SQL identifier)`},
+		},
+		{
+			name: "batch on GET",
+			yaml: head + "  - {name: w, match: {method: GET, path: /w}, batch: {sink: http, url: /b}}\n",
+			want: []string{"bad.yaml:3: routes[0](w).match.method: a batch route takes writes, not GET"},
+		},
+		{
+			name: "unset environment variable",
+			yaml: "upstream: {url: \"${NOT_SET_ANYWHERE}\"}\nroutes:\n" + catchAll,
+			want: []string{
+				"bad.yaml:1: upstream.url: environment variable NOT_SET_ANYWHERE is not set (give a default with ${NOT_SET_ANYWHERE:-value})",
+			},
+		},
+		{
+			name: "bad telemetry exporter",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\ntelemetry: {traces: jaeger}\nroutes:\n" + catchAll,
+			want: []string{`bad.yaml:2: telemetry.traces: unknown exporter "jaeger" (want otlp, stdout or none)`},
+		},
+		{
+			name: "no routes",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\n",
+			want: []string{"bad.yaml:1: routes: at least one route is required; end the table with a catch-all {match: {path_prefix: /api/}, pass: {}}"},
+		},
+		{
+			name: "alias",
+			yaml: "upstream: &u {url: http://127.0.0.1:3001}\nadmin: *u\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:2: admin: YAML aliases (*u) are not supported: write the value out"},
+		},
+		{
+			name: "two documents",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nroutes:\n" + catchAll + "---\nlisten: x\n",
+			want: []string{"bad.yaml:4: a config file holds one YAML document; remove this one or the ---"},
+		},
+		{
+			name: "syntax error",
+			yaml: "upstream: {url: http://127.0.0.1:3001\nroutes:\n",
+			want: []string{"bad.yaml:1: did not find expected ',' or '}'"},
+		},
+		{
+			name: "every problem in one pass, sorted by line",
+			yaml: "upstream: {url: ftp://x}\nlisten: nope\nroutes:\n  - {name: p, match: {path: /p}, cache: {ttl: -1s}}\n",
+			want: []string{
+				`bad.yaml:1: upstream.url: bad url "ftp://x" (want http://host:port)`,
+				`bad.yaml:2: listen: bad address "nope" (want host:port, like 127.0.0.1:8080)`,
+				"bad.yaml:4: routes[0](p).cache.ttl: must be above zero, got -1s",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := ParseWithEnv("bad.yaml", []byte(tt.yaml), noEnv)
+			if err == nil {
+				t.Fatalf("Parse accepted the file:\n%s", cfg.RouteTable())
+			}
+			if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n  got  %q\n  want %q", got, tt.want)
+			}
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) != len(tt.want) {
+				t.Fatalf("error is not an ErrorList of %d: %#v", len(tt.want), err)
+			}
+			var one *Error
+			if !errors.As(err, &one) || one.File != "bad.yaml" || one.Line < 1 {
+				t.Errorf("errors.As(*Error) = %+v", one)
+			}
+		})
+	}
+}
