@@ -157,14 +157,14 @@ func (h *Histogram) clamp(v int64) time.Duration {
 
 // Summary is a histogram's headline figures.
 type Summary struct {
-	Count uint64        `json:"count"`
-	Min   time.Duration `json:"min"`
-	Mean  time.Duration `json:"mean"`
-	P50   time.Duration `json:"p50"`
-	P95   time.Duration `json:"p95"`
-	P99   time.Duration `json:"p99"`
-	P999  time.Duration `json:"p999"`
-	Max   time.Duration `json:"max"`
+	Count uint64
+	Min   time.Duration
+	Mean  time.Duration
+	P50   time.Duration
+	P95   time.Duration
+	P99   time.Duration
+	P999  time.Duration
+	Max   time.Duration
 }
 
 // Summary reads the headline figures in one call.
