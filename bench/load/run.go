@@ -72,7 +72,9 @@ const (
 )
 
 // Run sends load as cfg says and returns what it measured. It returns only
-// when every goroutine it started has stopped. An invalid cfg is an error
+// when every goroutine it started has stopped (fasthttp's idle-connection
+// cleaner, which it cannot stop, exits within a second after). An invalid
+// cfg is an error
 // and sends nothing. When ctx ends first, every request in flight is cut
 // off at once (their connections are closed), and Run returns the partial
 // Result with ctx's error.
