@@ -15,6 +15,27 @@ func noEnv(name string) (string, bool) {
 	return "", false
 }
 
+// mapEnv is an environment made of m.
+func mapEnv(m map[string]string) LookupEnv {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+// wantErr checks err against a case's expected error text, empty for none,
+// and reports whether an error was expected, so the case is done.
+func wantErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("error %v, want one containing %q", err, want)
+	}
+	return want != ""
+}
+
 // head is the valid start of most bad files below: routes begin on line 3.
 const head = "upstream: {url: http://127.0.0.1:3001}\nroutes:\n"
 

@@ -23,13 +23,12 @@ func ParsePath(p string) ([]Segment, error) {
 		return nil, fmt.Errorf("path %q must start with /", p)
 	}
 	if i := strings.IndexAny(p, "?# \t\r\n*"); i >= 0 {
-		return nil, fmt.Errorf("path %q has %q: a template holds only literal segments and {param} segments", p, p[i])
+		return nil, fmt.Errorf("path %q has %q: a template holds only literal segments and {param} segments", p, p[i:i+1])
 	}
-	body := strings.TrimSuffix(p[1:], "/")
-	if body == "" {
+	if p == "/" {
 		return nil, nil
 	}
-	parts := strings.Split(body, "/")
+	parts := strings.Split(strings.TrimSuffix(p[1:], "/"), "/")
 	segs := make([]Segment, 0, len(parts))
 	params := make(map[string]bool)
 	for _, part := range parts {

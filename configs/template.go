@@ -91,7 +91,10 @@ func ParseTemplate(s string) (Template, error) {
 }
 
 func parsePlaceholder(in string) (Part, error) {
-	if prefix, ok := strings.CutPrefix(in, "id:"); ok || in == "id" {
+	if in == "id" {
+		return Part{Source: SourceID}, nil
+	}
+	if prefix, ok := strings.CutPrefix(in, "id:"); ok {
 		if strings.ContainsAny(prefix, "= \t") {
 			return Part{}, fmt.Errorf("{%s}: an id prefix has no spaces and no default", in)
 		}

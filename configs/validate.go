@@ -235,6 +235,8 @@ func (v validator) match(mk string, r *Route) scope {
 			return scope{broken: true}
 		}
 		return scope{params: pathParams(segs)}
+	case v.unreadable[mk+".path"] || v.unreadable[mk+".path_prefix"]:
+		return scope{broken: true}
 	default:
 		v.problem(mk, "needs path or path_prefix")
 		return scope{broken: true}

@@ -1,0 +1,48 @@
+package configs
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParsePath(t *testing.T) {
+	tests := []struct {
+		path string
+		want []Segment
+		err  string
+	}{
+		{path: "/", want: nil},
+		{path: "/api/vultr/health", want: []Segment{{Literal: "api"}, {Literal: "vultr"}, {Literal: "health"}}},
+		{path: "/api/vultr/", want: []Segment{{Literal: "api"}, {Literal: "vultr"}}},
+		{path: "/users/{userId}/profile", want: []Segment{{Literal: "users"}, {Param: "userId"}, {Literal: "profile"}}},
+		{path: "/a/{x}/{y_2}", want: []Segment{{Literal: "a"}, {Param: "x"}, {Param: "y_2"}}},
+		{path: "/cache/session:x", want: []Segment{{Literal: "cache"}, {Literal: "session:x"}}},
+		{path: "", err: `path "" must start with /`},
+		{path: "api/x", err: `path "api/x" must start with /`},
+		{path: "/a//b", err: "empty segment (//)"},
+		{path: "//", err: "empty segment (//)"},
+		{path: "/a{b}/c", err: `segment "a{b}": a parameter must be a whole segment`},
+		{path: "/a/{b}c", err: `segment "{b}c": a parameter must be a whole segment`},
+		{path: "/a/{b", err: `segment "{b": a parameter must be a whole segment`},
+		{path: "/a/b}", err: `segment "b}": a parameter must be a whole segment`},
+		{path: "/a/{}", err: `segment "{}": bad parameter name`},
+		{path: "/a/{1x}", err: `segment "{1x}": bad parameter name`},
+		{path: "/a/{x-y}", err: `segment "{x-y}": bad parameter name`},
+		{path: "/a/{x}{y}", err: `segment "{x}{y}": bad parameter name`},
+		{path: "/a/{x}/b/{x}", err: "parameter {x} appears twice"},
+		{path: "/a?b=1", err: `has "?"`},
+		{path: "/a/*", err: `has "*"`},
+		{path: "/a b", err: `has " "`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			got, err := ParsePath(tt.path)
+			if wantErr(t, err, tt.err) {
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ParsePath(%q) = %#v, want %#v", tt.path, got, tt.want)
+			}
+		})
+	}
+}
