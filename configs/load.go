@@ -89,11 +89,16 @@ func (d *decoder) document(data []byte) (root *yaml.Node, ok bool) {
 var (
 	syntaxLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
 	anchorRE     = regexp.MustCompile(`anchor '([^']*)'`)
+	// flowEnvRE finds an unquoted ${ after a { or [ on the same line: the
+	// braces of ${NAME} then end the flow mapping, a common slip.
+	flowEnvRE = regexp.MustCompile(`(^|[^$])[{\[][^"'#]*\$\{`)
 )
 
 // syntax reports a YAML syntax error at its line. Most carry the line in
 // their text; for the few that name an anchor instead, the anchor's first
 // mention is the place to look. Otherwise the error is put on line 1.
+// An unquoted ${ in a flow collection is named, with its line, because
+// YAML's own message for it points elsewhere.
 func (d *decoder) syntax(err error, data []byte) {
 	msg := err.Error()
 	line := 1
@@ -108,5 +113,13 @@ func (d *decoder) syntax(err error, data []byte) {
 			}
 		}
 	}
-	d.add(line, "", "%s", strings.TrimPrefix(msg, "yaml: "))
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	for i, text := range strings.Split(string(data), "\n") {
+		if flowEnvRE.MatchString(text) {
+			line = i + 1
+			msg += `: a ${...} inside {...} or [...] must be quoted, as in {token: "${TOKEN:-}"}`
+			break
+		}
+	}
+	d.add(line, "", "%s", msg)
 }

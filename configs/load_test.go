@@ -291,6 +291,11 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:1: did not find expected ',' or '}'"},
 		},
 		{
+			name: "unquoted ${ in a flow mapping",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nadmin: {token: ${TOKEN:-}}\nroutes:\n" + catchAll,
+			want: []string{`bad.yaml:2: did not find expected ',' or '}': a ${...} inside {...} or [...] must be quoted, as in {token: "${TOKEN:-}"}`},
+		},
+		{
 			name: "every problem in one pass, sorted by line",
 			yaml: "upstream: {url: ftp://x}\nlisten: nope\nroutes:\n  - {name: p, match: {path: /p}, cache: {ttl: -1s}}\n",
 			want: []string{
