@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/configs"
+)
+
+func TestCheckPrintsEveryRoute(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-check", "-config", "configs/sheepdog.yaml"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	cfg, err := configs.Load("configs/sheepdog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cfg.Routes {
+		where := r.Match.Path + r.Match.PathPrefix
+		if !strings.Contains(out.String(), r.Name) || !strings.Contains(out.String(), where) {
+			t.Errorf("route %s (%s) missing from the table:\n%s", r.Name, where, out.String())
+		}
+	}
+}
+
+func TestBadConfigExitsOne(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("upstream:\n  url: http://127.0.0.1:1\n  timout: 3s\nroutes: []\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-config", bad}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if msg := errOut.String(); !strings.Contains(msg, "bad.yaml:3:") || !strings.Contains(msg, "timout") {
+		t.Errorf("message %q does not name file:line and key", msg)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestSIGTERMLosesNothing runs the built binary under a bounded load of
+// slow requests, sends SIGTERM mid-run, and checks that every request
+// Sheepdog accepted was answered in full and that it exits 0.
+func TestSIGTERMLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs a load")
+	}
+	bin := filepath.Join(t.TempDir(), "sheepdog")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	app := shepherd.New(shepherd.Config{})
+	originAddr, err := app.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	app.SetLatency("echo", 100*time.Millisecond)
+
+	listen, admin := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+listen: %s
+admin: {listen: %s}
+upstream: {url: "http://%s"}
+server: {shutdown_grace: 5s}
+routes:
+  - {name: all, match: {path_prefix: /}, pass: {}}
+`, listen, admin, originAddr)), 0o644)
+
+	cmd := exec.Command(bin, "-config", cfgPath)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, listen)
+
+	c := &fasthttp.HostClient{Addr: listen, MaxIdemponentCallAttempts: 1, ReadTimeout: 10 * time.Second}
+	var (
+		signalled     atomic.Bool
+		ok, refused   atomic.Int64
+		inFlightAtSig atomic.Int64
+		inFlight      atomic.Int64
+		mu            sync.Mutex
+		lost          []string
+		wg            sync.WaitGroup
+		deadline      = time.Now().Add(10 * time.Second) // the load's bound
+		body          = strings.Repeat("s", 10000)
+		sendOne       func() bool
+	)
+	sendOne = func() bool {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("/__origin/echo")
+		req.Header.SetHost(listen)
+		req.Header.SetMethod("POST")
+		req.SetBodyString(body)
+		inFlight.Add(1)
+		err := c.Do(req, resp)
+		inFlight.Add(-1)
+		switch {
+		case err == nil && resp.StatusCode() == 200 && len(resp.Body()) == len(body):
+			ok.Add(1)
+			return true
+		case err != nil && signalled.Load() && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrConnectionClosed)):
+			// After SIGTERM: the listener is closed (refused), or an idle
+			// keep-alive connection was closed before this request was read.
+			refused.Add(1)
+			return false
+		default:
+			mu.Lock()
+			lost = append(lost, fmt.Sprintf("err=%v status=%d bytes=%d", err, resp.StatusCode(), len(resp.Body())))
+			mu.Unlock()
+			return false
+		}
+	}
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 2000 && time.Now().Before(deadline); n++ {
+				if !sendOne() && signalled.Load() {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	inFlightAtSig.Store(inFlight.Load())
+	signalled.Store(true)
+	sigAt := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	wg.Wait()
+	err = cmd.Wait()
+	exitTook := time.Since(sigAt)
+
+	if err != nil {
+		t.Errorf("exit: %v\n%s", err, logs.String())
+	}
+	for _, l := range lost {
+		t.Errorf("lost request: %s", l)
+	}
+	if inFlightAtSig.Load() == 0 {
+		t.Errorf("no request was in flight at SIGTERM; the test proves nothing")
+	}
+	if exitTook > 3*time.Second {
+		t.Errorf("exit took %v after SIGTERM", exitTook)
+	}
+	t.Logf("answered %d, %d in flight at SIGTERM, %d refused after it, exit %v after SIGTERM",
+		ok.Load(), inFlightAtSig.Load(), refused.Load(), exitTook.Round(time.Millisecond))
+}
+
+func waitUp(t *testing.T, addr string) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("sheepdog did not listen on %s", addr)
+}

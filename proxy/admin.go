@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/upstream"
+)
+
+// adminHandler serves the operator's endpoints on the admin listener.
+func (p *Proxy) adminHandler(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/health":
+		p.serveHealth(ctx)
+	case "/stats":
+		p.serveStats(ctx)
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
+	}
+}
+
+// Dependency is one dependency's state as /health reports it.
+type Dependency struct {
+	State     string  `json:"state"` // ok, degraded or down
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error"`
+}
+
+// Health is the /health answer.
+type Health struct {
+	Status       string                `json:"status"`
+	Dependencies map[string]Dependency `json:"dependencies"`
+}
+
+func (p *Proxy) serveHealth(ctx *fasthttp.RequestCtx) {
+	up := p.health.check()
+	h := Health{Status: up.State, Dependencies: map[string]Dependency{"upstream": up}}
+	status := fasthttp.StatusOK
+	if h.Status == stateDown {
+		status = fasthttp.StatusServiceUnavailable
+	}
+	writeJSON(ctx, status, h)
+}
+
+// Stats is the /stats answer.
+type Stats struct {
+	UptimeSeconds float64      `json:"uptime_seconds"`
+	Routes        []RouteEntry `json:"routes"`
+	Unrouted      RouteStats   `json:"unrouted"`
+}
+
+// RouteEntry is one route's line in /stats, in route table order.
+type RouteEntry struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	RouteStats
+}
+
+func (p *Proxy) serveStats(ctx *fasthttp.RequestCtx) {
+	s := Stats{
+		UptimeSeconds: time.Since(p.started).Seconds(),
+		Routes:        make([]RouteEntry, 0, len(p.router.routes)),
+		Unrouted:      p.unrouted.snapshot(),
+	}
+	for _, rt := range p.router.routes {
+		s.Routes = append(s.Routes, RouteEntry{Name: rt.name, Action: string(rt.cfg.Action()), RouteStats: rt.stats.snapshot()})
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s)
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(append(b, '\n'))
+}
+
+const (
+	stateOK       = "ok"
+	stateDegraded = "degraded"
+	stateDown     = "down"
+
+	healthTimeout = 2 * time.Second
+)
+
+// healthProbe asks the upstream at most once per `every`, however often
+// /health is asked; concurrent askers share one probe.
+type healthProbe struct {
+	client  *upstream.Client
+	every   time.Duration
+	timeout time.Duration
+
+	mu   sync.Mutex // protects at and last; held through a probe
+	at   time.Time
+	last Dependency
+}
+
+func (h *healthProbe) check() Dependency {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.at.IsZero() && time.Since(h.at) < h.every {
+		return h.last
+	}
+	status, latency, err := h.client.Probe(h.timeout)
+	d := Dependency{State: stateOK, LatencyMS: float64(latency.Microseconds()) / 1000}
+	switch {
+	case err != nil:
+		d.State, d.Error = stateDown, err.Error()
+	case status >= 500:
+		d.State, d.Error = stateDegraded, "health path answered "+fasthttp.StatusMessage(status)
+	}
+	h.at, h.last = time.Now(), d
+	return d
+}

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/upstream"
+)
+
+// Error codes in Sheepdog's own JSON answers: {"error":{"code","message"}}.
+const (
+	codeUpstreamUnreachable = "upstream_unreachable"
+	codeUpstreamTimeout     = "upstream_timeout"
+	codeBodyTooLarge        = "body_too_large"
+	codeHeadersTooLarge     = "headers_too_large"
+	codeBadRequest          = "bad_request"
+	codeRequestTimeout      = "request_timeout"
+	codeNoRoute             = "no_route"
+)
+
+// errBodyTooLarge is returned by the body limit while a request body is
+// streamed upstream.
+var errBodyTooLarge = errors.New("request body over the limit")
+
+// statusFor maps an error to the status and code Sheepdog answers with.
+// It is the one place where failures become HTTP statuses.
+func statusFor(err error) (status int, code, msg string) {
+	var ue *upstream.Error
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body too large"
+	case errors.As(err, &ue) && ue.Kind == upstream.Timeout:
+		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "upstream did not answer in time"
+	case errors.As(err, &ue) && ue.Kind == upstream.RequestBody:
+		return fasthttp.StatusBadRequest, codeBadRequest, "request body could not be read"
+	default:
+		return fasthttp.StatusBadGateway, codeUpstreamUnreachable, "upstream unreachable"
+	}
+}
+
+// serverErrorStatus maps an error met while fasthttp read a request,
+// before any handler ran.
+func serverErrorStatus(err error) (status int, code, msg string) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &small):
+		return fasthttp.StatusRequestHeaderFieldsTooLarge, codeHeadersTooLarge, "request headers too large"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body too large"
+	case errors.As(err, &ne) && ne.Timeout():
+		return fasthttp.StatusRequestTimeout, codeRequestTimeout, "request not received in time"
+	default:
+		return fasthttp.StatusBadRequest, codeBadRequest, "malformed request"
+	}
+}
+
+var contentTypeJSON = []byte("application/json; charset=utf-8")
+
+// writeError answers with Sheepdog's JSON error shape. msg and code are
+// ours, never the client's, so they need no escaping beyond quoting.
+func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	ctx.Response.Reset()
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	var buf [256]byte
+	b := append(buf[:0], `{"error":{"code":`...)
+	b = strconv.AppendQuote(b, code)
+	b = append(b, `,"message":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, "}}\n"...)
+	ctx.SetBody(b)
+}
+
+// fail answers err as JSON, with the status statusFor gives it.
+func fail(ctx *fasthttp.RequestCtx, err error) {
+	status, code, msg := statusFor(err)
+	writeError(ctx, status, code, msg)
+}

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopByHop are the headers that describe one connection, not the message
+// (RFC 9110 §7.6.1); they are never forwarded, in either direction.
+// Content-Length and Transfer-Encoding are managed by fasthttp itself.
+var hopByHop = [][]byte{
+	[]byte("Connection"),
+	[]byte("Proxy-Connection"),
+	[]byte("Keep-Alive"),
+	[]byte("Proxy-Authenticate"),
+	[]byte("Proxy-Authorization"),
+	[]byte("Te"),
+	[]byte("Trailer"),
+	[]byte("Upgrade"),
+}
+
+var (
+	hdrForwardedFor   = []byte("X-Forwarded-For")
+	hdrForwardedProto = []byte("X-Forwarded-Proto")
+	hdrRequestID      = []byte("X-Request-Id")
+	protoHTTP         = []byte("http")
+)
+
+// header is what request and response headers share for hop-by-hop removal.
+type header interface {
+	Peek(key string) []byte
+	PeekBytes(key []byte) []byte
+	DelBytes(key []byte)
+}
+
+// stripHopByHop removes the hop-by-hop headers and every header the
+// Connection header names.
+func stripHopByHop(h header) {
+	if conn := h.PeekBytes(hopByHop[0]); len(conn) > 0 {
+		for _, name := range bytes.Split(conn, []byte(",")) {
+			name = bytes.TrimSpace(name)
+			if len(name) > 0 {
+				h.DelBytes(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.DelBytes(name)
+	}
+}
+
+// prepareRequest turns the client's request header, already copied into
+// out, into the one sent upstream: hop-by-hop headers gone, the client's
+// address appended to X-Forwarded-For, X-Forwarded-Proto set unless a proxy
+// in front already set it, and X-Request-Id kept or generated.
+func prepareRequest(ctx *fasthttp.RequestCtx, out *fasthttp.RequestHeader) {
+	stripHopByHop(out)
+	// The upstream connection is ours and kept alive whatever the client
+	// asked of its own.
+	out.ResetConnectionClose()
+
+	var ipBuf [64]byte
+	client := appendClientIP(ipBuf[:0], ctx)
+	if prior := out.PeekAll(string(hdrForwardedFor)); len(prior) > 0 {
+		// Several X-Forwarded-For lines are one list (RFC 9110 §5.3).
+		joined := bytes.Join(prior, []byte(", "))
+		// Set replaces only the first of repeated lines: drop them all.
+		out.DelBytes(hdrForwardedFor)
+		out.SetBytesKV(hdrForwardedFor, append(append(joined, ", "...), client...))
+	} else {
+		out.SetBytesKV(hdrForwardedFor, client)
+	}
+	if len(out.PeekBytes(hdrForwardedProto)) == 0 {
+		out.SetBytesKV(hdrForwardedProto, protoHTTP)
+	}
+	if len(out.PeekBytes(hdrRequestID)) == 0 {
+		var id [36]byte
+		out.SetBytesKV(hdrRequestID, newRequestID(&id))
+	}
+}
+
+// appendClientIP appends the client's address, IPv4 in dotted form.
+func appendClientIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	addr, ok := netip.AddrFromSlice(ctx.RemoteIP())
+	if !ok {
+		return append(dst, "unknown"...)
+	}
+	return addr.Unmap().AppendTo(dst)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// newRequestID writes a random (version 4) UUID into id, the form the app
+// itself generates when a request comes without one.
+func newRequestID(id *[36]byte) []byte {
+	var b [16]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		b[i], b[8+i] = byte(hi>>(8*i)), byte(lo>>(8*i))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	j := 0
+	for i, v := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			id[j] = '-'
+			j++
+		}
+		id[j], id[j+1] = hexDigits[v>>4], hexDigits[v&0x0f]
+		j += 2
+	}
+	return id[:]
+}

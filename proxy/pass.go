@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/upstream"
+)
+
+// pass forwards the request upstream and streams the answer back. Bodies of
+// any size flow through; neither is held whole in memory.
+func (p *Proxy) pass(ctx *fasthttp.RequestCtx) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+
+	ctx.Request.Header.CopyTo(&req.Header)
+	prepareRequest(ctx, &req.Header)
+
+	if n := ctx.Request.Header.ContentLength(); n > p.maxBody {
+		// Refused before a byte of it is read: the connection is closed,
+		// since the rest of the body is still on the wire.
+		ctx.SetConnectionClose()
+		fail(ctx, errBodyTooLarge)
+		return
+	} else if n > 0 || n == -1 {
+		// -1: chunked, its size known only at the end.
+		req.SetBodyStream(&limitedBody{r: ctx.RequestBodyStream(), left: int64(p.maxBody)}, n)
+	}
+
+	resp := fasthttp.AcquireResponse()
+	if err := p.upstream.Do(req, resp); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		if req.IsBodyStream() {
+			// Part of the body may be unread; the connection cannot be reused.
+			ctx.SetConnectionClose()
+		}
+		fail(ctx, err)
+		return
+	}
+	p.answer(ctx, resp)
+}
+
+// answer copies the upstream response to the client, taking ownership of
+// resp: a streamed body releases it when written, otherwise it is released
+// here.
+func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
+	resp.Header.CopyTo(&ctx.Response.Header)
+	// CopyTo resets the flag that keeps fasthttp from inventing a
+	// Content-Type when the app sent none.
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	stripHopByHop(&ctx.Response.Header)
+	ctx.Response.Header.ResetConnectionClose()
+	if resp.BodyStream() == nil {
+		fasthttp.ReleaseResponse(resp)
+		return
+	}
+	ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())
+}
+
+// limitedBody streams the client's request body upstream and fails once it
+// passes the limit, for bodies whose size was not announced.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, errBodyTooLarge
+	}
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", upstream.ErrClientBody, err)
+	}
+	return n, err
+}

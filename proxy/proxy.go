@@ -1,0 +1,150 @@
+// Package proxy is Sheepdog's front: the fasthttp server, route matching,
+// the cache, batch and pass handlers, error mapping and the admin
+// endpoints. It wires the other packages together.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/upstream"
+)
+
+// Proxy is one running Sheepdog: the client-facing server and the admin
+// server over one route table.
+type Proxy struct {
+	cfg      *configs.Config
+	log      *slog.Logger
+	router   *router
+	upstream *upstream.Client
+	health   *healthProbe
+	maxBody  int
+	unrouted routeStats // requests no route took
+	started  time.Time
+
+	server *fasthttp.Server
+	admin  *fasthttp.Server
+}
+
+// New builds a Proxy from a loaded config. It opens no listener.
+func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rt, err := newRouter(cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	up, err := upstream.New(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		log:      log,
+		router:   rt,
+		upstream: up,
+		health:   &healthProbe{client: up, every: time.Second, timeout: healthTimeout},
+		maxBody:  int(cfg.Server.MaxBodySize),
+		started:  time.Now(),
+	}
+	errLog := fasthttpLogger{log}
+	p.server = &fasthttp.Server{
+		Handler:      p.Handler,
+		ErrorHandler: p.serverError,
+		// Sheepdog adds no header of its own to an answer. Date is
+		// fasthttp's: it writes the current second, replacing the app's
+		// (the same second on one machine) and adding one where the app
+		// sent none, as RFC 9110 §6.6.1 asks of a proxy with a clock.
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// Bodies are streamed; fasthttp reads ahead at most 8 KB and
+		// Sheepdog enforces max_body_size itself (pass.go).
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           int(cfg.Server.MaxBodySize),
+		DisablePreParseMultipartForm: true,
+		ReadBufferSize:               int(cfg.Server.MaxHeaderSize),
+		ReadTimeout:                  cfg.Server.ReadTimeout,
+		WriteTimeout:                 cfg.Server.WriteTimeout,
+		IdleTimeout:                  cfg.Server.IdleTimeout,
+		Concurrency:                  cfg.Server.MaxConns,
+		CloseOnShutdown:              true,
+		Logger:                       errLog,
+	}
+	p.admin = &fasthttp.Server{
+		Handler:               p.adminHandler,
+		NoDefaultServerHeader: true,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           time.Minute,
+		CloseOnShutdown:       true,
+		Logger:                errLog,
+	}
+	return p, nil
+}
+
+// Handler serves one client request. It is exported for benchmarks and
+// for embedding Sheepdog in another fasthttp server.
+func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
+	var params Params
+	rt := p.router.match(ctx.Method(), ctx.Path(), &params)
+	if rt == nil {
+		writeError(ctx, fasthttp.StatusNotFound, codeNoRoute, "no route matches this request")
+		p.unrouted.record(fasthttp.StatusNotFound)
+		return
+	}
+	// Cache and batch routes pass through until their handlers land.
+	p.pass(ctx)
+	rt.stats.record(ctx.Response.StatusCode())
+}
+
+// serverError answers a request fasthttp could not read (headers too large,
+// malformed, too slow) with Sheepdog's JSON error shape.
+func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
+	status, code, msg := serverErrorStatus(err)
+	writeError(ctx, status, code, msg)
+	p.unrouted.record(status)
+}
+
+// Serve answers clients on ln and operators on adminLn until Shutdown.
+// It returns the first error of either server.
+func (p *Proxy) Serve(ln, adminLn net.Listener) error {
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); errs <- p.server.Serve(ln) }()
+	go func() { defer wg.Done(); errs <- p.admin.Serve(adminLn) }()
+	err := <-errs
+	if err != nil {
+		// One server failed: stop the other rather than run half a proxy.
+		p.admin.Shutdown()  //nolint:errcheck // already failing
+		p.server.Shutdown() //nolint:errcheck
+	}
+	wg.Wait()
+	if err == nil {
+		err = <-errs
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight to be answered. Idle keep-alive connections are closed
+// at once; busy ones after their answer.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	return errors.Join(p.server.ShutdownWithContext(ctx), p.admin.ShutdownWithContext(ctx))
+}
+
+// fasthttpLogger sends fasthttp's own error lines to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}

@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/configs"
+)
+
+// fixedClock makes the simulated app's timestamps repeatable, so an answer
+// through Sheepdog and one straight from the app can be compared byte for byte.
+func fixedClock() time.Time { return time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) }
+
+// startOrigin runs the simulated Style Shepherd on a free loopback port.
+func startOrigin(t testing.TB) (*shepherd.App, string) {
+	t.Helper()
+	app := shepherd.New(shepherd.Config{Now: fixedClock})
+	addr, err := app.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("start origin: %v", err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return app, addr
+}
+
+// testConfig is a route table in front of upstream, with extra YAML for the
+// server block (limits under test).
+func testConfig(t testing.TB, upstream, server string) *configs.Config {
+	t.Helper()
+	src := fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s, health_path: /api/vultr/health}
+server: {%s}
+routes:
+  - name: products
+    match: {method: GET, path: /api/vultr/postgres/products}
+    cache: {ttl: 60s, key: {query: [category, brand, minPrice, maxPrice, limit]}, tags: [products]}
+  - name: profile
+    match: {method: GET, path: "/api/vultr/postgres/users/{userId}/profile"}
+    pass: {}
+  - name: echo
+    match: {path_prefix: /__origin/}
+    pass: {}
+  - name: everything-else
+    match: {path_prefix: /api/}
+    pass: {}
+`, upstream, server)
+	cfg, err := configs.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// startProxy serves cfg on free loopback ports and returns the client and
+// admin addresses; the proxy is shut down when the test ends.
+func startProxy(t testing.TB, cfg *configs.Config) (p *Proxy, addr, admin string) {
+	t.Helper()
+	p, err := New(cfg, nil)
+	if err != nil {
+		t.Fatalf("new proxy: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln, adminLn) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return p, ln.Addr().String(), adminLn.Addr().String()
+}
+
+// rawClient sends requests exactly as built: no path normalising, no
+// retries, no User-Agent of its own.
+func rawClient(addr string) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                      addr,
+		DisablePathNormalizing:    true,
+		NoDefaultUserAgentHeader:  true,
+		MaxIdemponentCallAttempts: 1,
+		ReadTimeout:               10 * time.Second,
+		MaxResponseBodySize:       64 << 20,
+	}
+}

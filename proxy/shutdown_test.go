@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// TestShutdownFinishesInFlight starts slow requests, shuts down while they
+// wait on the app, and expects every one answered in full.
+func TestShutdownFinishesInFlight(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	app.SetLatency("echo", 300*time.Millisecond)
+	p, err := New(testConfig(t, originAddr, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	adminLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln, adminLn) }()
+
+	c := rawClient(ln.Addr().String())
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("/__origin/echo?size=100000")
+			req.Header.SetHost("t")
+			if err := c.Do(req, resp); err != nil {
+				errs <- err.Error()
+				return
+			}
+			if resp.StatusCode() != 200 || len(resp.Body()) != 100000 {
+				errs <- "incomplete answer"
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // all twenty are now waiting on the app
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("in-flight request lost: %s", e)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown took %v", took)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Errorf("still accepting after shutdown")
+	}
+}
