@@ -44,8 +44,8 @@ type Admin struct {
 type Upstream struct {
 	// URL is the app's base URL, http only. Required.
 	URL string `yaml:"url"`
-	// Timeout bounds one upstream exchange up to the response headers,
-	// and each coalesce waiter. Default 10s.
+	// Timeout bounds one whole upstream exchange, a streamed body
+	// included, and each coalesce waiter. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxConns caps open connections to the upstream. Default 512.
 	MaxConns int `yaml:"max_conns"`

@@ -43,8 +43,8 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx) {
 }
 
 // answer copies the upstream response to the client, taking ownership of
-// resp: a streamed body releases it when written, otherwise it is released
-// here.
+// resp: a streamed body releases it once written, otherwise it is released
+// here after its (short) body is copied.
 func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 	resp.Header.CopyTo(&ctx.Response.Header)
 	// CopyTo resets the flag that keeps fasthttp from inventing a
@@ -52,11 +52,14 @@ func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 	ctx.Response.Header.SetNoDefaultContentType(true)
 	stripHopByHop(&ctx.Response.Header)
 	ctx.Response.Header.ResetConnectionClose()
-	if resp.BodyStream() == nil {
-		fasthttp.ReleaseResponse(resp)
+	if upstream.Streamed(resp) {
+		ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())
 		return
 	}
-	ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())
+	if body := resp.Body(); len(body) > 0 {
+		ctx.Response.SetBody(body)
+	}
+	fasthttp.ReleaseResponse(resp)
 }
 
 // limitedBody streams the client's request body upstream and fails once it

@@ -25,6 +25,17 @@ func NewBody(resp *fasthttp.Response) *Body {
 	return &Body{resp: resp, stream: resp.BodyStream()}
 }
 
+// Streamed reports whether resp's body is still arriving: longer than the
+// client reads whole, or chunked. Otherwise resp.Body() is already in
+// memory and reading it returns the connection to the pool at once.
+func Streamed(resp *fasthttp.Response) bool {
+	if resp.BodyStream() == nil {
+		return false
+	}
+	n := resp.Header.ContentLength()
+	return n < 0 || n > streamThreshold
+}
+
 func (b *Body) Read(p []byte) (int, error) {
 	n, err := b.stream.Read(p)
 	if err == io.EOF {
