@@ -1,0 +1,79 @@
+package cachelayer
+
+// HeaderField is one response header kept with an entry. A header with
+// several values is kept as several fields with the same name, in order.
+type HeaderField struct {
+	Name, Value []byte
+}
+
+// Entry is one cached answer. It is immutable once stored: L1 hands the
+// same *Entry to every reader, so nobody may change it, or the slices it
+// holds, after Store.
+//
+// Times are unix nanoseconds.
+type Entry struct {
+	Status int
+	// Header holds the response headers worth keeping, in order.
+	Header []HeaderField
+	Body   []byte
+
+	// Stored is when the upstream fetch that produced the entry started.
+	// Bans compare against it, so a fetch already under way when a ban
+	// lands cannot outlive the ban.
+	Stored int64
+	// FreshUntil ends the entry's freshness.
+	FreshUntil int64
+	// SWRUntil (stale-while-revalidate) and SIEUntil (stale-if-error) end
+	// the windows in which a stale entry may still be answered; both are
+	// at least FreshUntil.
+	SWRUntil, SIEUntil int64
+
+	// Tags name what the entry depends on; TagVersions holds, at the same
+	// index, each tag's version when the fetch started. The entry is valid
+	// while no tag's current version is above its stamped one.
+	Tags        []string
+	TagVersions []uint64
+
+	// Path is the request path, matched by prefix bans.
+	Path string
+	// Vary lists the upstream's Vary header names, lower-cased.
+	Vary []string
+	// Variant is false on a stub: an entry with Vary set and Variant false
+	// only tells the caller which request headers to add to the key, and
+	// where to look again.
+	Variant bool
+}
+
+// entryOverhead approximates the memory an entry costs beyond its bytes:
+// the Entry struct, ristretto's item and map slot, and the L1 key.
+const entryOverhead = 256
+
+// sliceOverhead is the header of a slice or string kept by an entry.
+const sliceOverhead = 24
+
+// Size estimates the bytes e holds in memory: its L1 cost.
+func (e *Entry) Size() int64 {
+	n := entryOverhead + len(e.Body) + len(e.Path)
+	for _, h := range e.Header {
+		n += 2*sliceOverhead + len(h.Name) + len(h.Value)
+	}
+	for _, tag := range e.Tags {
+		n += sliceOverhead + 8 + len(tag)
+	}
+	for _, v := range e.Vary {
+		n += sliceOverhead + len(v)
+	}
+	return int64(n)
+}
+
+// KeepUntil is when the entry stops being of any use: the end of its
+// freshness or of its longest stale window.
+func (e *Entry) KeepUntil() int64 {
+	return max(e.FreshUntil, e.SWRUntil, e.SIEUntil)
+}
+
+// Fresh reports whether e is still fresh at now.
+func (e *Entry) Fresh(now int64) bool { return now < e.FreshUntil }
+
+// IsStub reports whether e only names the Vary headers of its variants.
+func (e *Entry) IsStub() bool { return len(e.Vary) > 0 && !e.Variant }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package cachelayer
+
+const raceEnabled = false
