@@ -322,11 +322,11 @@ func parseIntJS(s string) float64 {
 		return math.NaN()
 	}
 	var v float64
-	if u, err := strconv.ParseUint(s[:end], base, 64); err == nil {
-		v = float64(u)
+	if base == 10 {
+		v, _ = strconv.ParseFloat(s[:end], 64) // correctly rounded, as JavaScript's is
 	} else {
 		for k := 0; k < end; k++ {
-			v = v*float64(base) + float64(digitValue(s[k]))
+			v = v*16 + float64(digitValue(s[k]))
 		}
 	}
 	if neg {

@@ -43,6 +43,19 @@ func call(t *testing.T, app *App, method, uri, body string, hdr ...string) *fast
 	return resp
 }
 
+// header returns a response header's first value, matching the name
+// case-insensitively: the app writes names in its own spelling
+// (X-DNS-Prefetch-Control, ETag), which Peek's normalised lookup misses
+// until the response has crossed a connection.
+func header(resp *fasthttp.Response, name string) string {
+	for k, v := range resp.Header.All() {
+		if strings.EqualFold(string(k), name) {
+			return string(v)
+		}
+	}
+	return ""
+}
+
 // decode parses a JSON answer into generic values.
 func decode(t *testing.T, resp *fasthttp.Response) map[string]any {
 	t.Helper()
