@@ -142,9 +142,20 @@ func New(cfg Config) *App {
 		ReadBufferSize:               headerLimit,
 		IdleTimeout:                  idleTimeout,
 		CloseOnShutdown:              true,
+		// The worker pool's cleaner sleeps this long between rounds and
+		// only then sees that Serve returned: 1 s (not the default 10 s)
+		// bounds how long it outlives Close.
+		MaxIdleWorkerDuration: time.Second,
+		Logger:                quietLogger{},
 	}
 	return a
 }
+
+// quietLogger drops fasthttp's per-connection error lines: a refused
+// request has already been answered, as Node answers it, without a log.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
 
 func (a *App) routeNames() []string {
 	names := []string{routeEcho, routeNotFound, routePreflight}
