@@ -116,18 +116,21 @@ func decodedBody(ctx *fasthttp.RequestCtx) ([]byte, *bodyError) {
 // repeated key becomes an array). Bracket keys (a[b]=c), which qs would
 // nest, stay flat here.
 func parseForm(raw []byte) *object {
+	return argsObject(parseQuery(raw))
+}
+
+// argsObject is how qs presents parsed pairs: a key once is a string, a
+// key repeated is an array of its values.
+func argsObject(args queryArgs) *object {
 	o := &object{}
-	for _, a := range parseQuery(raw) {
-		prev, ok := o.get(a.key)
-		switch p := prev.(type) {
+	for _, a := range args {
+		switch prev := mustGet(o, a.key).(type) {
 		case nil:
-			if !ok {
-				o.set(a.key, a.value)
-			}
+			o.set(a.key, a.value)
 		case string:
-			o.set(a.key, []any{p, a.value})
+			o.set(a.key, []any{prev, a.value})
 		case []any:
-			o.set(a.key, append(p, a.value))
+			o.set(a.key, append(prev, a.value))
 		}
 	}
 	return o

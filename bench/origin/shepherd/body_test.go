@@ -80,7 +80,8 @@ func TestBodyParsing(t *testing.T) {
 }
 
 // TestServerLimits checks the limits the server enforces before the app
-// runs: bodies over 64 MB and oversized headers.
+// runs, bodies over 64 MB and oversized headers, and that a chunked body
+// is read.
 func TestServerLimits(t *testing.T) {
 	s := serve(t, Config{Now: fixedClock})
 	huge := "POST " + raindrop + "/store-memory HTTP/1.1\r\nHost: o\r\nContent-Type: application/json\r\nContent-Length: 70000000\r\n\r\n"
@@ -99,6 +100,12 @@ func TestServerLimits(t *testing.T) {
 	echoHuge := "POST /__origin/echo HTTP/1.1\r\nHost: o\r\nContent-Length: 70000000\r\n\r\n"
 	if resp := s.raw(t, echoHuge, false); resp.StatusCode() != 413 {
 		t.Errorf("70 MB to echo: %d", resp.StatusCode())
+	}
+
+	chunked := "POST " + raindrop + "/store-memory HTTP/1.1\r\nHost: o\r\nContent-Type: application/json\r\n" +
+		"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n7\r\n{\"text\"\r\n9\r\n:\"chunk\"}\r\n0\r\n\r\n"
+	if resp := s.raw(t, chunked, false); resp.StatusCode() != 200 {
+		t.Errorf("chunked JSON body: %d %s", resp.StatusCode(), resp.Body())
 	}
 
 	big := rawRequest("GET", "/", "", "X-Big", strings.Repeat("h", headerLimit))

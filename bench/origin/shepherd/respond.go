@@ -133,9 +133,15 @@ func (a *App) respond(rq *request, ans answer) {
 	bp := bodyBufs.Get().(*[]byte)
 	body := appendJSON((*bp)[:0], envelope(ans.body, rq.requestID, rq.now))
 	send(rq.ctx, ans.status, jsonType, body)
-	*bp = body
-	bodyBufs.Put(bp)
+	if cap(body) <= maxPooledBody {
+		*bp = body
+		bodyBufs.Put(bp)
+	}
 }
+
+// maxPooledBody keeps a rare large answer (a full export) from pinning
+// its buffer in the pool.
+const maxPooledBody = 256 << 10
 
 // send is Express's res.send with the compression middleware around it:
 // a weak ETag, a 304 when the request's validators match, and gzip (or

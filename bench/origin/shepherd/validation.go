@@ -162,19 +162,8 @@ func validateBody(s schema, rq *request) (*object, *answer) {
 // validateQuery is validateQuery(schema) over req.query, where a
 // repeated key is an array.
 func validateQuery(s schema, rq *request) (*object, *answer) {
-	q := &object{}
-	for _, a := range rq.query {
-		switch prev := mustGet(q, a.key).(type) {
-		case nil:
-			q.set(a.key, a.value)
-		case string:
-			q.set(a.key, []any{prev, a.value})
-		case []any:
-			q.set(a.key, append(prev, a.value))
-		}
-	}
 	var issues []issue
-	out := s.parse(q, true, "", &issues)
+	out := s.parse(argsObject(rq.query), true, "", &issues)
 	if len(issues) > 0 {
 		ans := validationError("Invalid query parameters", issues, rq.now)
 		return nil, &ans
