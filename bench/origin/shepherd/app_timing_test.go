@@ -1,7 +1,6 @@
 package shepherd
 
 import (
-	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -12,24 +11,13 @@ import (
 // suite's ratios must stay well clear of.
 func benchmarkRoute(b *testing.B, method, uri, body string, hdr ...string) {
 	app := New(Config{})
-	var req fasthttp.Request
-	req.Header.SetMethod(method)
-	req.SetRequestURI(uri)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	if body != "" {
-		req.Header.SetContentType("application/json")
-		req.SetBodyString(body)
-		req.Header.SetContentLength(len(body))
-	}
-	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	req := newRequest(method, uri, body, hdr...)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var ctx fasthttp.RequestCtx
 		for pb.Next() {
-			ctx.Init(&req, addr, nil)
+			ctx.Init(req, testAddr, nil)
 			app.Handler(&ctx)
 			if ctx.Response.StatusCode() != 200 {
 				b.Errorf("status %d", ctx.Response.StatusCode())

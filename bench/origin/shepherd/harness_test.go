@@ -18,11 +18,10 @@ var fixedNow = time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
 
 func fixedClock() time.Time { return fixedNow }
 
-// call runs one request through the Handler directly, without a
-// connection. hdr is name, value pairs.
-func call(t *testing.T, app *App, method, uri, body string, hdr ...string) *fasthttp.Response {
-	t.Helper()
-	var req fasthttp.Request
+// newRequest builds a request; hdr is name, value pairs, and a body
+// without a Content-Type is sent as JSON.
+func newRequest(method, uri, body string, hdr ...string) *fasthttp.Request {
+	req := &fasthttp.Request{}
 	req.Header.SetMethod(method)
 	req.SetRequestURI(uri)
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -35,8 +34,18 @@ func call(t *testing.T, app *App, method, uri, body string, hdr ...string) *fast
 		req.SetBodyString(body)
 		req.Header.SetContentLength(len(body))
 	}
+	return req
+}
+
+// testAddr is the client address requests come from.
+var testAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+
+// call runs one request through the Handler directly, without a
+// connection. hdr is name, value pairs.
+func call(t *testing.T, app *App, method, uri, body string, hdr ...string) *fasthttp.Response {
+	t.Helper()
 	var ctx fasthttp.RequestCtx
-	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+	ctx.Init(newRequest(method, uri, body, hdr...), testAddr, nil)
 	app.Handler(&ctx)
 	resp := &fasthttp.Response{}
 	ctx.Response.CopyTo(resp)
