@@ -1,10 +1,10 @@
 package shepherd
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -43,8 +43,8 @@ func vultrError(status int, msg string) answer {
 // handler and the 404 handler. Paths under /__origin/ are test aids that
 // the real app does not have.
 func (a *App) Handler(ctx *fasthttp.RequestCtx) {
-	path := ctx.Request.URI().PathOriginal()
-	if bytes.HasPrefix(path, []byte(testAidPrefix)) {
+	path := string(ctx.Request.URI().PathOriginal()) // a copy: later URI calls may reuse the bytes
+	if strings.HasPrefix(path, testAidPrefix) {
 		a.serveTestAid(ctx)
 		return
 	}
@@ -66,7 +66,7 @@ func (a *App) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	rt, rawParams := a.match(ctx.Method(), path)
+	rt, rawParams := a.match(string(ctx.Method()), path)
 	name := routeNotFound
 	if rt != nil {
 		name = rt.name
@@ -119,15 +119,15 @@ func preflight(ctx *fasthttp.RequestCtx) {
 func (a *App) requestError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		path := ctx.Request.URI().PathOriginal()
-		if bytes.HasPrefix(path, []byte(testAidPrefix)) {
+		path := string(ctx.Request.URI().PathOriginal())
+		if strings.HasPrefix(path, testAidPrefix) {
 			ctx.Error("request body over the echo limit", fasthttp.StatusRequestEntityTooLarge)
 			return
 		}
 		rq := &request{ctx: ctx, now: a.now(), requestID: requestID(ctx)}
 		setAppHeaders(ctx)
 		name := routeNotFound
-		if rt, _ := a.match(ctx.Method(), path); rt != nil {
+		if rt, _ := a.match(string(ctx.Method()), path); rt != nil {
 			name = rt.name
 		}
 		a.count(name)
@@ -151,6 +151,6 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func hasPrefixFold(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

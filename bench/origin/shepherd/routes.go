@@ -102,11 +102,11 @@ func splitPath(p string) []string {
 // path, as Express matches: case-insensitively, one trailing slash
 // optional, a parameter one or more characters without a slash. It
 // returns the raw parameter values.
-func (a *App) match(method, rawPath []byte) (*route, []string) {
+func (a *App) match(method, rawPath string) (*route, []string) {
 	if len(rawPath) == 0 || rawPath[0] != '/' {
 		return nil, nil
 	}
-	segs := splitPath(string(rawPath))
+	segs := splitPath(rawPath)
 	for i := range a.routes {
 		r := &a.routes[i]
 		if !methodMatches(r.method, method) || len(r.pattern) != len(segs) {
@@ -133,11 +133,8 @@ func (a *App) match(method, rawPath []byte) (*route, []string) {
 	return nil, nil
 }
 
-func methodMatches(routeMethod string, method []byte) bool {
-	if string(method) == routeMethod {
-		return true
-	}
-	return routeMethod == "GET" && string(method) == "HEAD"
+func methodMatches(routeMethod, method string) bool {
+	return method == routeMethod || (routeMethod == "GET" && method == "HEAD")
 }
 
 // paramError is Express's answer to a parameter decodeURIComponent rejects.

@@ -107,7 +107,7 @@ func echo(ctx *fasthttp.RequestCtx) {
 	h.Set("X-Echo-Body-Len", strconv.Itoa(len(ctx.Request.Body())))
 	h.Set("X-Echo-Body-Sha256", hex.EncodeToString(sum[:]))
 	for k, v := range ctx.Request.Header.All() {
-		if hasPrefixFold(k, "X-Test-") {
+		if hasPrefixFold(string(k), "X-Test-") {
 			h.Add(string(k), string(v))
 		}
 	}
