@@ -175,3 +175,16 @@ func TestEchoBytes(t *testing.T) {
 		t.Errorf("EchoBytes is not a prefix-stable sequence")
 	}
 }
+
+// TestEchoSetsHeaders: X-Echo-Set-Name asks the echo for a response
+// header, and a received X-Forwarded-Host is repeated back.
+func TestEchoSetsHeaders(t *testing.T) {
+	app := New(Config{})
+	resp := call(t, app, "GET", "/__origin/echo", "",
+		"X-Echo-Set-Cache-Control", "private", "X-Echo-Set-Vary", "*", "X-Forwarded-Host", "evil.example")
+	for name, want := range map[string]string{"Cache-Control": "private", "Vary": "*", "X-Echo-Forwarded-Host": "evil.example"} {
+		if got := string(resp.Header.Peek(name)); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -78,7 +78,11 @@ func (a *App) setLatencyAid(ctx *fasthttp.RequestCtx) {
 // X-Echo-Uri (the request-URI exactly as received), X-Echo-Body-Len,
 // X-Echo-Body-Sha256, and every X-Test-* request header reflected with
 // all its values. A 3xx carries Location (?location=, default
-// /__origin/echo); ?cookies=1 adds two Set-Cookie headers.
+// /__origin/echo); ?cookies=1 adds two Set-Cookie headers. Each request
+// header X-Echo-Set-Name: v becomes the response header Name: v, so cache
+// tests can make any answer (Cache-Control: private, Vary: *). Like an
+// app that builds absolute URLs from it, the echo repeats a received
+// X-Forwarded-Host in X-Echo-Forwarded-Host: the classic poisoning vector.
 func echo(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	status := fasthttp.StatusOK
@@ -107,9 +111,15 @@ func echo(ctx *fasthttp.RequestCtx) {
 	h.Set("X-Echo-Body-Len", strconv.Itoa(len(ctx.Request.Body())))
 	h.Set("X-Echo-Body-Sha256", hex.EncodeToString(sum[:]))
 	for k, v := range ctx.Request.Header.All() {
-		if hasPrefixFold(string(k), "X-Test-") {
+		switch {
+		case hasPrefixFold(string(k), "X-Echo-Set-"):
+			h.Add(string(k[len("X-Echo-Set-"):]), string(v))
+		case hasPrefixFold(string(k), "X-Test-"):
 			h.Add(string(k), string(v))
 		}
+	}
+	if fh := ctx.Request.Header.Peek("X-Forwarded-Host"); len(fh) > 0 {
+		h.Set("X-Echo-Forwarded-Host", string(fh))
 	}
 	if status >= 300 && status < 400 {
 		loc := "/__origin/echo"
