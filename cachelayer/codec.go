@@ -84,7 +84,7 @@ func DecodeEntry(b []byte) (*Entry, error) {
 		return nil, fmt.Errorf("%w: flags %#x", ErrCorruptEntry, b[1])
 	}
 	// One copy for every byte slice of the entry; strings copy on their own.
-	r := entryReader{b: append([]byte(nil), b[2:]...)}
+	r := reader{b: append([]byte(nil), b[2:]...)}
 	e := &Entry{Variant: b[1]&flagVariant != 0}
 	status := r.uvarint()
 	if status > 999 {
@@ -121,26 +121,26 @@ func DecodeEntry(b []byte) (*Entry, error) {
 		r.fail("trailing bytes")
 	}
 	if r.err != nil {
-		return nil, r.err
+		return nil, fmt.Errorf("%w: %v", ErrCorruptEntry, r.err)
 	}
 	return e, nil
 }
 
-// entryReader consumes an encoded entry; the first error sticks and every
-// later read returns zero values.
-type entryReader struct {
+// reader consumes an encoded entry or message; the first error sticks and
+// every later read returns zero values.
+type reader struct {
 	b   []byte
 	err error
 }
 
-func (r *entryReader) fail(what string) {
+func (r *reader) fail(what string) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%w: bad %s", ErrCorruptEntry, what)
+		r.err = fmt.Errorf("bad %s", what)
 	}
 	r.b = nil
 }
 
-func (r *entryReader) uvarint() uint64 {
+func (r *reader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
 	// A non-shortest form would decode but not re-encode to the same bytes.
 	if n <= 0 || n != uvarintLen(v) {
@@ -151,7 +151,7 @@ func (r *entryReader) uvarint() uint64 {
 	return v
 }
 
-func (r *entryReader) varint() int64 {
+func (r *reader) varint() int64 {
 	u := r.uvarint()
 	// binary.Varint's zig-zag form, undone here to share the length check.
 	v := int64(u >> 1)
@@ -164,7 +164,7 @@ func (r *entryReader) varint() int64 {
 // count reads an element count, refusing one that the remaining bytes
 // cannot hold at minSize bytes an element, so a forged count cannot make
 // the decoder allocate more than the value's own size.
-func (r *entryReader) count(minSize int) int {
+func (r *reader) count(minSize int) int {
 	n := r.uvarint()
 	if n > uint64(len(r.b)/minSize) {
 		r.fail("count")
@@ -175,7 +175,7 @@ func (r *entryReader) count(minSize int) int {
 
 // bytes reads a length-prefixed byte string, sharing r's buffer. An empty
 // string reads as nil, as the zero Entry has it.
-func (r *entryReader) bytes() []byte {
+func (r *reader) bytes() []byte {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
 		r.fail("length")

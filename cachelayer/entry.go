@@ -1,5 +1,7 @@
 package cachelayer
 
+import "time"
+
 // HeaderField is one response header kept with an entry. A header with
 // several values is kept as several fields with the same name, in order.
 type HeaderField struct {
@@ -19,7 +21,8 @@ type Entry struct {
 
 	// Stored is when the upstream fetch that produced the entry started.
 	// Bans compare against it, so a fetch already under way when a ban
-	// lands cannot outlive the ban.
+	// lands cannot outlive the ban. No tier keeps an entry more than
+	// MaxKeep past Stored, so it must be set.
 	Stored int64
 	// FreshUntil ends the entry's freshness.
 	FreshUntil int64
@@ -66,10 +69,20 @@ func (e *Entry) Size() int64 {
 	return int64(n)
 }
 
+// MaxKeep bounds how long after Stored any tier keeps an entry, whatever
+// its windows say. Bans and tag versions are remembered this long, which
+// is what lets a replica forget them.
+const MaxKeep = 24 * time.Hour
+
 // KeepUntil is when the entry stops being of any use: the end of its
 // freshness or of its longest stale window.
 func (e *Entry) KeepUntil() int64 {
 	return max(e.FreshUntil, e.SWRUntil, e.SIEUntil)
+}
+
+// expiresAt is when the tiers drop e: KeepUntil, capped at MaxKeep.
+func (e *Entry) expiresAt() int64 {
+	return min(e.KeepUntil(), e.Stored+int64(MaxKeep))
 }
 
 // Fresh reports whether e is still fresh at now.

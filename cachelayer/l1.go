@@ -83,16 +83,13 @@ func (l *L1) Get(k Key) (*Entry, bool) {
 	return e, ok && e != nil
 }
 
-// Set stores e under k until e.KeepUntil, at a cost of e.Size. It returns
-// false when the entry has already expired or ristretto dropped the set;
-// even on true, ristretto may still refuse the entry (counted in Stats).
+// Set stores e under k until e.KeepUntil (at most MaxKeep past e.Stored),
+// at a cost of e.Size. It returns false when the entry has already
+// expired or ristretto dropped the set; even on true, ristretto may still
+// refuse the entry (counted in Stats).
 func (l *L1) Set(k Key, e *Entry) bool {
-	return l.setUntil(k, e, e.KeepUntil())
-}
-
-func (l *L1) setUntil(k Key, e *Entry, until int64) bool {
 	l.sets.Add(1)
-	ttl := time.Duration(until - time.Now().UnixNano())
+	ttl := time.Duration(e.expiresAt() - time.Now().UnixNano())
 	if ttl <= 0 {
 		return false
 	}

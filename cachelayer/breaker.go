@@ -1,0 +1,89 @@
+package cachelayer
+
+import (
+	"sync"
+	"time"
+)
+
+// The breaker's thresholds: after breakerFailures failures in a row it
+// opens for breakerCooldown, so an L2 outage costs at most one timeout a
+// second instead of one per request.
+const (
+	breakerFailures = 5
+	breakerCooldown = time.Second
+)
+
+type breakerState uint8
+
+const (
+	breakerClosed   breakerState = iota // calls go through
+	breakerOpen                         // calls fail at once until openUntil
+	breakerHalfOpen                     // one probe is out; the rest fail at once
+)
+
+// breaker guards L2 calls. It is a plain mutex and a few fields: every
+// call it guards is a network round trip, so its own cost is noise.
+type breaker struct {
+	now func() time.Time // time.Now, replaced in tests
+
+	mu        sync.Mutex // protects the fields below
+	state     breakerState
+	failures  int       // consecutive, while closed
+	openUntil time.Time // while open
+	opens     uint64    // times the breaker opened, for Stats
+}
+
+// allow reports whether a call may go to the network. When the cooldown
+// has passed it lets exactly one call through as a probe.
+func (b *breaker) allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case breakerClosed:
+		return true
+	case breakerOpen:
+		if b.now().Before(b.openUntil) {
+			return false
+		}
+		b.state = breakerHalfOpen
+		return true
+	default: // a probe is already out
+		return false
+	}
+}
+
+// record takes the outcome of an allowed call. Any success closes the
+// breaker: the server answered, whatever state we thought it was in.
+func (b *breaker) record(ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ok {
+		b.state, b.failures = breakerClosed, 0
+		return
+	}
+	switch b.state {
+	case breakerClosed:
+		b.failures++
+		if b.failures >= breakerFailures {
+			b.trip()
+		}
+	case breakerHalfOpen:
+		b.trip()
+	}
+	// Already open: a call that started before the breaker opened failed
+	// late; the cooldown stands.
+}
+
+func (b *breaker) trip() {
+	b.state, b.failures = breakerOpen, 0
+	b.openUntil = b.now().Add(breakerCooldown)
+	b.opens++
+}
+
+// closed reports whether calls go through freely, and how often the
+// breaker has opened.
+func (b *breaker) status() (closed bool, opens uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state == breakerClosed, b.opens
+}
