@@ -1,0 +1,331 @@
+package cachelayer
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/style-shepherd/sheepdog/configs"
+)
+
+// ErrL2Unavailable is returned at once, without a network call, while
+// the L2 breaker is open.
+var ErrL2Unavailable = errors.New("l2 unavailable: breaker open")
+
+// The defaults NewL2 applies to fields the config leaves empty; Load
+// applies the same ones.
+const (
+	defaultL2Timeout = 50 * time.Millisecond
+	defaultKeyPrefix = "sheepdog:"
+)
+
+// L2 is the shared tier: entries and tag versions in Valkey, reached
+// through go-redis (one address: a plain client; several: a Valkey
+// Cluster). Every call is bounded by the configured timeout and guarded
+// by a breaker; writes of entries go through an owned background writer
+// and never hold up an answer. Reconnecting is go-redis's own business.
+//
+// Keys: prefix+"e:"+hex(key) for entries, prefix+"t:"+tag for tag
+// versions, prefix+"bans" for the bans, and prefix+"invalidate" is the
+// pub/sub channel.
+type L2 struct {
+	client  redis.UniversalClient
+	cluster bool // MGET would cross slots: tag versions are read one GET each
+	timeout time.Duration
+	prefix  string
+	channel string
+	bansKey string
+
+	breaker breaker
+	stats   l2Counters
+	health  l2Health
+
+	queue     chan l2Write  // entries for the writer; never closed
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the writer has returned
+	closeOnce sync.Once
+}
+
+// l2Counters are the L2's counters; L2Stats is their snapshot.
+type l2Counters struct {
+	hits, misses, corrupt, errors, skipped atomic.Uint64
+	queued, dropped, writeFailed, written  atomic.Uint64
+}
+
+// L2Stats counts what L2 did since it was made.
+type L2Stats struct {
+	Hits, Misses uint64
+	// Corrupt counts values that did not decode: each is also a miss.
+	Corrupt uint64
+	// Errors counts calls that failed; Skipped, calls the open breaker
+	// refused without touching the network.
+	Errors, Skipped uint64
+	// WritesQueued counts entries handed to the writer; WritesDropped,
+	// those refused because its queue was full or L2 was closing;
+	// WritesFailed, those whose pipeline failed or met an open breaker;
+	// Written, those Valkey took.
+	WritesQueued, WritesDropped, WritesFailed, Written uint64
+	// BreakerOpens counts the times the breaker opened.
+	BreakerOpens uint64
+}
+
+// NewL2 connects lazily: it fails only on a config it cannot use, never
+// because Valkey is down, since Sheepdog must start and serve without it.
+func NewL2(cfg configs.L2) (*L2, error) {
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("l2: no addresses")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("l2: timeout %v, want above 0", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultL2Timeout
+	}
+	if cfg.KeyPrefix == "" {
+		// Never write keys outside a prefix: the Valkey is shared.
+		cfg.KeyPrefix = defaultKeyPrefix
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:    cfg.Addrs,
+		Password: cfg.Password,
+		// Every call also carries a context deadline of cfg.Timeout; these
+		// bound the socket operations go-redis does on its own.
+		ReadTimeout:           cfg.Timeout,
+		WriteTimeout:          cfg.Timeout,
+		ContextTimeoutEnabled: true,
+		// A failed dial is not retried within a call: the breaker decides
+		// when to try again.
+		DialerRetries:   1,
+		DisableIdentity: true,
+	})
+	_, cluster := client.(*redis.ClusterClient)
+	l := &L2{
+		client:  client,
+		cluster: cluster,
+		timeout: cfg.Timeout,
+		prefix:  cfg.KeyPrefix,
+		channel: cfg.KeyPrefix + "invalidate",
+		bansKey: cfg.KeyPrefix + "bans",
+		breaker: breaker{now: time.Now},
+		queue:   make(chan l2Write, writeQueueSize),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go l.runWriter()
+	return l, nil
+}
+
+func (l *L2) entryKey(k Key) string {
+	var b [2 * len(Key{})]byte
+	return l.prefix + "e:" + string(hex.AppendEncode(b[:0], k[:]))
+}
+
+func (l *L2) tagKey(tag string) string { return l.prefix + "t:" + tag }
+
+// do runs one guarded call: refused at once while the breaker is open,
+// otherwise bounded by the timeout and recorded for the breaker and
+// Health. The caller's cancellation does not reach the call, so a client
+// hanging up never counts as an L2 failure; the timeout bounds it.
+func (l *L2) do(ctx context.Context, f func(ctx context.Context) error) error {
+	if !l.breaker.allow() {
+		l.stats.skipped.Add(1)
+		return ErrL2Unavailable
+	}
+	return l.call(ctx, f)
+}
+
+// call is do without asking the breaker, for a caller that has just seen
+// Valkey answer (the subscriber, resubscribed). Its outcome still counts.
+func (l *L2) call(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
+	defer cancel()
+	start := time.Now()
+	err := f(ctx)
+	l.observe(start, err)
+	return err
+}
+
+// observe records a call's outcome. redis.Nil is an answer, not a failure.
+func (l *L2) observe(start time.Time, err error) {
+	ok := err == nil || errors.Is(err, redis.Nil)
+	l.breaker.record(ok)
+	l.health.record(start, time.Since(start), err, ok)
+	if !ok {
+		l.stats.errors.Add(1)
+	}
+}
+
+// Get looks k up and reads the versions of tags in one pipeline. The
+// versions are appended to versions, one per tag, 0 for a tag never
+// bumped; on an error, versions comes back as given. The entry is nil on
+// a miss, including a value that does not decode (counted as Corrupt).
+func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (*Entry, []uint64, error) {
+	var value string
+	var found bool
+	given := len(versions)
+	err := l.do(ctx, func(ctx context.Context) error {
+		var err error
+		value, found, versions, err = l.lookup(ctx, k, tags, versions)
+		return err
+	})
+	if err != nil {
+		return nil, versions[:given], fmt.Errorf("l2 get: %w", err)
+	}
+	if !found {
+		l.stats.misses.Add(1)
+		return nil, versions, nil
+	}
+	// DecodeEntry copies what it keeps, so reading the string's bytes in
+	// place saves a copy of every value.
+	e, err := DecodeEntry(unsafe.Slice(unsafe.StringData(value), len(value)))
+	if err != nil {
+		l.stats.corrupt.Add(1)
+		l.stats.misses.Add(1)
+		return nil, versions, nil
+	}
+	l.stats.hits.Add(1)
+	return e, versions, nil
+}
+
+func (l *L2) lookup(ctx context.Context, k Key, tags []string, versions []uint64) (string, bool, []uint64, error) {
+	pipe := l.client.Pipeline()
+	get := pipe.Get(ctx, l.entryKey(k))
+	tagCmds := l.queueVersionReads(ctx, pipe, tags)
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	value, err := get.Result()
+	found := err == nil
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", false, versions, err
+	}
+	versions, err = readVersions(tagCmds, versions)
+	return value, found, versions, err
+}
+
+// queueVersionReads adds the reads of tags' versions to pipe: one MGET,
+// or on a cluster one GET per tag, since the tags' keys live in
+// different slots and go-redis routes each GET of a pipeline to its node.
+func (l *L2) queueVersionReads(ctx context.Context, pipe redis.Pipeliner, tags []string) []redis.Cmder {
+	if len(tags) == 0 {
+		return nil
+	}
+	keys := make([]string, len(tags))
+	for i, tag := range tags {
+		keys[i] = l.tagKey(tag)
+	}
+	if !l.cluster {
+		return []redis.Cmder{pipe.MGet(ctx, keys...)}
+	}
+	cmds := make([]redis.Cmder, len(keys))
+	for i, key := range keys {
+		cmds[i] = pipe.Get(ctx, key)
+	}
+	return cmds
+}
+
+// readVersions appends the versions read by queueVersionReads' commands.
+func readVersions(cmds []redis.Cmder, versions []uint64) ([]uint64, error) {
+	given := len(versions)
+	for _, cmd := range cmds {
+		var values []any
+		switch c := cmd.(type) {
+		case *redis.SliceCmd:
+			vs, err := c.Result()
+			if err != nil {
+				return versions[:given], err
+			}
+			values = vs
+		case *redis.StringCmd:
+			v, err := c.Result()
+			switch {
+			case errors.Is(err, redis.Nil):
+				values = []any{nil}
+			case err != nil:
+				return versions[:given], err
+			default:
+				values = []any{v}
+			}
+		}
+		for _, v := range values {
+			n, err := parseVersion(v)
+			if err != nil {
+				return versions[:given], err
+			}
+			versions = append(versions, n)
+		}
+	}
+	return versions, nil
+}
+
+// parseVersion reads one tag version as MGET or GET returns it: nil for a
+// tag never bumped, else the decimal string INCR left.
+func parseVersion(v any) (uint64, error) {
+	switch v := v.(type) {
+	case nil:
+		return 0, nil
+	case string:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("tag version %q: %w", v, err)
+		}
+		return n, nil
+	default:
+		return 0, fmt.Errorf("tag version of type %T", v)
+	}
+}
+
+// Del removes the entries under keys.
+func (l *L2) Del(ctx context.Context, keys ...Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	err := l.do(ctx, func(ctx context.Context) error {
+		// One DEL per key: on a cluster the keys live in different slots.
+		pipe := l.client.Pipeline()
+		for _, k := range keys {
+			pipe.Del(ctx, l.entryKey(k))
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("l2 del: %w", err)
+	}
+	return nil
+}
+
+// Stats returns L2's counters.
+func (l *L2) Stats() L2Stats {
+	_, opens := l.breaker.status()
+	s := &l.stats
+	return L2Stats{
+		Hits:          s.hits.Load(),
+		Misses:        s.misses.Load(),
+		Corrupt:       s.corrupt.Load(),
+		Errors:        s.errors.Load(),
+		Skipped:       s.skipped.Load(),
+		WritesQueued:  s.queued.Load(),
+		WritesDropped: s.dropped.Load(),
+		WritesFailed:  s.writeFailed.Load(),
+		Written:       s.written.Load(),
+		BreakerOpens:  opens,
+	}
+}
+
+// Close stops the writer after one last attempt at what it holds, and
+// closes the connections. L2 must not be used afterwards, except for
+// Stats and Health.
+func (l *L2) Close() {
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.health.closed.Store(true)
+		_ = l.client.Close()
+	})
+}

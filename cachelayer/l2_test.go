@@ -1,0 +1,326 @@
+package cachelayer
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
+)
+
+// newTestL2 returns an L2 on addr under prefix, closed when the test ends.
+func newTestL2(t testing.TB, addr, prefix string) *L2 {
+	t.Helper()
+	l, err := NewL2(configs.L2{Addrs: []string{addr}, KeyPrefix: prefix, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// rawClient is a plain go-redis client for looking behind L2's back.
+func rawClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// sharedL2 returns an L2 on the shared test Valkey under a prefix of the
+// test's own, and a plain client to the same Valkey.
+func sharedL2(t *testing.T) (*L2, *redis.Client) {
+	t.Helper()
+	addr := servicetest.RedisAddr(t)
+	return newTestL2(t, addr, servicetest.KeyPrefix(t)), rawClient(t, addr)
+}
+
+// eventually polls cond for up to three seconds.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not %s after 3s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestNewL2Validates(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  configs.L2
+	}{
+		{"no address", configs.L2{}},
+		{"negative timeout", configs.L2{Addrs: []string{"127.0.0.1:1"}, Timeout: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if l, err := NewL2(tt.cfg); err == nil {
+				l.Close()
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestL2RoundTrip(t *testing.T) {
+	servicetest.CheckGoroutines(t)
+	l, raw := sharedL2(t)
+	ctx := context.Background()
+	k := Key{0xab, 0xcd}
+	tags := []string{"products", "user:42"}
+
+	e, versions, err := l.Get(ctx, k, tags, []uint64{99})
+	if err != nil || e != nil || !reflect.DeepEqual(versions, []uint64{99, 0, 0}) {
+		t.Fatalf("cold Get = %v, %v, %v; want a miss with versions [99 0 0]", e, versions, err)
+	}
+
+	want := sampleEntry()
+	now := time.Now().UnixNano()
+	want.Stored, want.FreshUntil, want.SWRUntil, want.SIEUntil = now, now+int64(time.Minute), now+int64(time.Minute), now+int64(time.Minute)
+	l.Set(k, want)
+	l.Wait()
+	if _, err := l.incr(ctx, []string{"user:42"}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	e, versions, err = l.Get(ctx, k, tags, nil)
+	if err != nil || !reflect.DeepEqual(e, want) || !reflect.DeepEqual(versions, []uint64{0, 1}) {
+		t.Fatalf("Get = %+v, %v, %v; want the entry and versions [0 1]", e, versions, err)
+	}
+	if n, _ := raw.Exists(ctx, l.prefix+"e:abcd0000000000000000000000000000").Result(); n != 1 {
+		t.Fatal("the entry is not stored under prefix+\"e:\"+hex(key)")
+	}
+	if keys, _ := raw.Keys(ctx, l.prefix+"*").Result(); len(keys) != 2 {
+		t.Fatalf("keys under the prefix: %v, want the entry and one tag version", keys)
+	}
+
+	if err := l.Del(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, _ := l.Get(ctx, k, nil, nil); e != nil {
+		t.Fatal("hit after Del")
+	}
+	s := l.Stats()
+	if s.Hits != 1 || s.Misses != 2 || s.WritesQueued != 1 || s.Written != 1 || s.Errors != 0 {
+		t.Fatalf("Stats = %+v; want 1 hit, 2 misses, 1 written, 0 errors", s)
+	}
+	if h := l.Health(); h.State != StateOK || h.LastError != "" {
+		t.Fatalf("Health = %+v, want ok", h)
+	}
+	l.Close()
+	if h := l.Health(); h.State != StateDown {
+		t.Fatalf("Health after Close = %+v, want down", h)
+	}
+}
+
+func TestL2ExpiresEntries(t *testing.T) {
+	l, raw := sharedL2(t)
+	ctx := context.Background()
+
+	now := time.Now().UnixNano()
+	l.Set(Key{1}, fetched("/a", now, 200*time.Millisecond, nil, nil))
+	l.Set(Key{2}, fetched("/b", now, -time.Millisecond, nil, nil))                                   // already gone
+	l.Set(Key{3}, fetched("/c", now-int64(MaxKeep)+int64(time.Second), MaxKeep+time.Hour, nil, nil)) // capped by MaxKeep
+	l.Wait()
+
+	tests := []struct {
+		k        Key
+		min, max time.Duration
+	}{
+		{Key{1}, 100 * time.Millisecond, 200 * time.Millisecond},
+		{Key{3}, 500 * time.Millisecond, time.Second},
+	}
+	for _, tt := range tests {
+		ttl, err := raw.PTTL(ctx, l.entryKey(tt.k)).Result()
+		if err != nil || ttl < tt.min || ttl > tt.max {
+			t.Errorf("PTTL of %v = %v, %v; want between %v and %v", tt.k, ttl, err, tt.min, tt.max)
+		}
+	}
+	if n, _ := raw.Exists(ctx, l.entryKey(Key{2})).Result(); n != 0 {
+		t.Error("an expired entry was written")
+	}
+	eventually(t, "expired in L2", func() bool {
+		e, _, err := l.Get(ctx, Key{1}, nil, nil)
+		return e == nil && err == nil
+	})
+}
+
+func TestL2CorruptValues(t *testing.T) {
+	l, raw := sharedL2(t)
+	ctx := context.Background()
+
+	good := sampleEntry().AppendEncode(nil)
+	values := map[string]string{
+		"garbage":        "not an entry",
+		"truncated":      string(good[:len(good)/2]),
+		"future version": string(append([]byte{codecVersion + 1}, good[1:]...)),
+		"empty":          "",
+	}
+	var i byte
+	for name, v := range values {
+		i++
+		t.Run(name, func(t *testing.T) {
+			before := l.Stats()
+			if err := raw.Set(ctx, l.entryKey(Key{i}), v, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e, _, err := l.Get(ctx, Key{i}, nil, nil)
+			after := l.Stats()
+			if e != nil || err != nil {
+				t.Fatalf("Get = %v, %v; want a plain miss", e, err)
+			}
+			if after.Corrupt != before.Corrupt+1 || after.Misses != before.Misses+1 {
+				t.Fatalf("Corrupt %d->%d, Misses %d->%d; want each +1", before.Corrupt, after.Corrupt, before.Misses, after.Misses)
+			}
+		})
+	}
+
+	t.Run("corrupt tag version", func(t *testing.T) {
+		if err := raw.Set(ctx, l.tagKey("broken"), "seven", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, versions, err := l.Get(ctx, Key{99}, []string{"broken"}, []uint64{5})
+		if err == nil || len(versions) != 1 {
+			t.Fatalf("Get = %v, %v; want an error and the versions as given", versions, err)
+		}
+	})
+}
+
+// Writes never wait: with Valkey stuck, Set returns at once and what the
+// queue cannot hold is dropped and counted.
+func TestL2SetNeverBlocks(t *testing.T) {
+	srv := servicetest.StartRedisServer(t)
+	l := newTestL2(t, srv.Addr, "sheepdog-test:")
+	srv.Pause()
+	defer srv.Resume()
+
+	e := fetched("/a", time.Now().UnixNano(), time.Minute, nil, nil)
+	const n = 2 * writeQueueSize
+	start := time.Now()
+	for i := range n {
+		l.Set(Key{byte(i), byte(i >> 8)}, e)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Fatalf("%d Sets took %v with Valkey stuck", n, d)
+	}
+	s := l.Stats()
+	if s.WritesDropped == 0 || s.WritesQueued+s.WritesDropped != n {
+		t.Fatalf("queued %d + dropped %d, want %d with some dropped", s.WritesQueued, s.WritesDropped, n)
+	}
+}
+
+// With Valkey stuck, each call costs at most the timeout until the breaker
+// opens, then nothing, and one probe a second.
+func TestL2BreakerBoundsAStuckValkey(t *testing.T) {
+	servicetest.CheckGoroutines(t)
+	srv := servicetest.StartRedisServer(t)
+	l := newTestL2(t, srv.Addr, "sheepdog-test:")
+	ctx := context.Background()
+	if _, _, err := l.Get(ctx, Key{1}, nil, nil); err != nil {
+		t.Fatalf("before the fault: %v", err)
+	}
+
+	srv.Pause()
+	for i := range breakerFailures {
+		start := time.Now()
+		_, _, err := l.Get(ctx, Key{1}, nil, nil)
+		if d := time.Since(start); err == nil || d > 150*time.Millisecond {
+			t.Fatalf("call %d on a stuck Valkey: %v after %v; want an error within the timeout", i, err, d)
+		}
+	}
+	const calls = 1000
+	start := time.Now()
+	for range calls {
+		if _, _, err := l.Get(ctx, Key{1}, []string{"t"}, nil); !errors.Is(err, ErrL2Unavailable) {
+			t.Fatalf("with the breaker open: %v, want ErrL2Unavailable", err)
+		}
+	}
+	perCall := time.Since(start) / calls
+	t.Logf("breaker open: %v per call", perCall)
+	if perCall > 20*time.Microsecond {
+		t.Fatalf("a call with the breaker open costs %v", perCall)
+	}
+	s := l.Stats()
+	if s.BreakerOpens != 1 || s.Skipped != calls || s.Errors != breakerFailures {
+		t.Fatalf("Stats = %+v; want 1 open, %d skipped, %d errors", s, calls, breakerFailures)
+	}
+	if h := l.Health(); h.State != StateDegraded || h.LastError == "" {
+		t.Fatalf("Health = %+v, want degraded with the error", h)
+	}
+
+	srv.Resume()
+	time.Sleep(breakerCooldown)
+	if _, _, err := l.Get(ctx, Key{1}, nil, nil); err != nil {
+		t.Fatalf("the probe after the cooldown: %v", err)
+	}
+	if h := l.Health(); h.State != StateOK {
+		t.Fatalf("Health after recovery = %+v, want ok", h)
+	}
+}
+
+// Health pings an idle L2, so the admin endpoint sees an outage and a
+// recovery with no traffic at all.
+func TestL2HealthPingsWhenIdle(t *testing.T) {
+	srv := servicetest.StartRedisServer(t)
+	l := newTestL2(t, srv.Addr, "sheepdog-test:")
+	if h := l.Health(); h.State != StateOK || h.LatencyMS <= 0 {
+		t.Fatalf("Health = %+v, want ok with a latency", h)
+	}
+	srv.Stop()
+	time.Sleep(healthIdle)
+	if h := l.Health(); h.State != StateDegraded {
+		t.Fatalf("Health with Valkey down = %+v, want degraded", h)
+	}
+	srv.Start()
+	time.Sleep(healthIdle)
+	if h := l.Health(); h.State != StateOK {
+		t.Fatalf("Health with Valkey back = %+v, want ok", h)
+	}
+}
+
+func TestL2ConcurrentLookups(t *testing.T) {
+	addr := servicetest.RedisAddr(t)
+	l := newTestL2(t, addr, servicetest.KeyPrefix(t))
+	const keys, workers, perWorker = 32, 64, 50
+	for i := range keys {
+		l.Set(Key{byte(i)}, fetched("/a", time.Now().UnixNano(), time.Minute, []string{"products"}, []uint64{0}))
+	}
+	l.Wait()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var versions []uint64
+			for i := range perWorker {
+				e, v, err := l.Get(context.Background(), Key{byte((w + i) % keys)}, []string{"products"}, versions[:0])
+				if err != nil || e == nil || len(v) != 1 {
+					errs <- errors.Join(err, errors.New("miss or missing version"))
+					return
+				}
+				versions = v
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	d := time.Since(start)
+	t.Logf("%d L2 lookups from %d goroutines in %v (%.0f/s)", workers*perWorker, workers, d, float64(workers*perWorker)/d.Seconds())
+	if s := l.Stats(); s.Hits != workers*perWorker || s.Errors != 0 {
+		t.Fatalf("Stats = %+v; want %d hits, no errors", s, workers*perWorker)
+	}
+}
