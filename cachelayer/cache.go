@@ -188,8 +188,10 @@ func (c *Cache) Delete(ctx context.Context, k Key) error {
 }
 
 // Invalidate voids every entry carrying one of tags, here and on every
-// replica: it bumps the tags' versions in L2, raises the local ones to
-// the results, and publishes them. It returns after the local raise and
+// replica: it bumps the tags' versions in L2 (by one, and at least to the
+// current time in milliseconds, so versions keep growing even if Valkey
+// loses its keys), raises the local ones to the results, and publishes
+// them. It returns after the local raise and
 // the publish. When L2 cannot be reached the local versions are bumped
 // anyway, so this replica stops answering with the old entries, and the
 // error says that the others may not know.
@@ -203,7 +205,7 @@ func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 		c.versions.bump(tags, now, nil)
 		return nil
 	}
-	versions, err := c.l2.incr(ctx, tags, make([]uint64, 0, len(tags)))
+	versions, err := c.l2.bump(ctx, tags, now, make([]uint64, 0, len(tags)))
 	if err != nil {
 		c.versions.bump(tags, now, nil)
 		return fmt.Errorf("invalidate: %w", err)

@@ -9,26 +9,47 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// incr bumps each tag's version in one pipeline of INCRs and appends the
-// new versions to dst.
-func (l *L2) incr(ctx context.Context, tags []string, dst []uint64) ([]uint64, error) {
+// bumpScript raises one tag's version by one, and at least to ARGV[1]
+// (a time in milliseconds). The floor keeps versions growing when Valkey
+// loses its keys (a restart without persistence, an eviction): a plain
+// INCR would start again at 1, below what replicas have seen, and the
+// invalidation would void nothing.
+const bumpScript = `local v = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if v < floor then
+  redis.call('SET', KEYS[1], ARGV[1])
+  v = floor
+end
+return v`
+
+// versionFloor is the least version an invalidation at now may give.
+func versionFloor(now int64) uint64 { return uint64(now / int64(time.Millisecond)) }
+
+// bump raises each tag's version in one pipeline (a script per tag, so
+// each touches one slot of a cluster) and appends the new versions to dst.
+func (l *L2) bump(ctx context.Context, tags []string, now int64, dst []uint64) ([]uint64, error) {
 	given := len(dst)
+	floor := versionFloor(now)
 	err := l.do(ctx, func(ctx context.Context) error {
 		pipe := l.client.Pipeline()
-		cmds := make([]*redis.IntCmd, len(tags))
+		cmds := make([]*redis.Cmd, len(tags))
 		for i, tag := range tags {
-			cmds[i] = pipe.Incr(ctx, l.tagKey(tag))
+			cmds[i] = pipe.Eval(ctx, bumpScript, []string{l.tagKey(tag)}, floor)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
 		for _, c := range cmds {
-			dst = append(dst, uint64(c.Val()))
+			v, err := c.Uint64()
+			if err != nil {
+				return err
+			}
+			dst = append(dst, v)
 		}
 		return nil
 	})
 	if err != nil {
-		return dst[:given], fmt.Errorf("l2 incr: %w", err)
+		return dst[:given], fmt.Errorf("l2 bump: %w", err)
 	}
 	return dst, nil
 }

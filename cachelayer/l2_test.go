@@ -87,13 +87,17 @@ func TestL2RoundTrip(t *testing.T) {
 	want.Stored, want.FreshUntil, want.SWRUntil, want.SIEUntil = now, now+int64(time.Minute), now+int64(time.Minute), now+int64(time.Minute)
 	l.Set(k, want)
 	l.Wait()
-	if _, err := l.incr(ctx, []string{"user:42"}, nil); err != nil {
-		t.Fatal(err)
+	bumped, err := l.bump(ctx, []string{"user:42"}, now, nil)
+	if err != nil || len(bumped) != 1 || bumped[0] != versionFloor(now) {
+		t.Fatalf("bump = %v, %v; want [%d]", bumped, err, versionFloor(now))
+	}
+	if again, _ := l.bump(ctx, []string{"user:42"}, now, nil); again[0] != bumped[0]+1 {
+		t.Fatalf("a second bump in the same millisecond gave %v, want %d", again, bumped[0]+1)
 	}
 
 	e, versions, err = l.Get(ctx, k, tags, nil)
-	if err != nil || !reflect.DeepEqual(e, want) || !reflect.DeepEqual(versions, []uint64{0, 1}) {
-		t.Fatalf("Get = %+v, %v, %v; want the entry and versions [0 1]", e, versions, err)
+	if err != nil || !reflect.DeepEqual(e, want) || !reflect.DeepEqual(versions, []uint64{0, bumped[0] + 1}) {
+		t.Fatalf("Get = %+v, %v, %v; want the entry and versions [0 %d]", e, versions, err, bumped[0]+1)
 	}
 	if n, _ := raw.Exists(ctx, l.prefix+"e:abcd0000000000000000000000000000").Result(); n != 1 {
 		t.Fatal("the entry is not stored under prefix+\"e:\"+hex(key)")

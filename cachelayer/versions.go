@@ -75,13 +75,16 @@ func (tv *tagVersions) raise(tags []string, versions []uint64, now int64) {
 	tv.maybePrune(now)
 }
 
-// bump adds one to each tag's version, for invalidations that L2 cannot
-// carry, and appends the new versions to dst.
+// bump raises each tag's version by one, and at least to versionFloor(now)
+// as L2 does, for invalidations that L2 cannot carry; it appends the new
+// versions to dst. The floor matters with L2 away: a replica that bumped
+// locally and another that later bumps in L2 still order their versions
+// by time, so the later invalidation voids the earlier replica's fills.
 func (tv *tagVersions) bump(tags []string, now int64, dst []uint64) []uint64 {
 	tv.mu.Lock()
 	defer tv.mu.Unlock()
 	for _, tag := range tags {
-		v := tv.m[tag].v + 1
+		v := max(tv.m[tag].v+1, versionFloor(now))
 		tv.m[tag] = tagVersion{v: v, raised: now}
 		dst = append(dst, v)
 	}

@@ -8,7 +8,7 @@ import (
 
 func TestTagVersions(t *testing.T) {
 	tv := newTagVersions()
-	now := time.Now().UnixNano()
+	const now = 0 // a version floor of 0, to count by hand
 	tv.raise([]string{"a", "b"}, []uint64{3, 1}, now)
 	tv.raise([]string{"a"}, []uint64{2}, now) // never lowers
 	got := tv.bump([]string{"b", "c"}, now, nil)
@@ -38,6 +38,16 @@ func TestTagVersions(t *testing.T) {
 				t.Fatalf("valid = %v, want %v", got, tt.valid)
 			}
 		})
+	}
+}
+
+func TestTagVersionsBumpFloorsAtTheTime(t *testing.T) {
+	tv := newTagVersions()
+	now := time.Now().UnixNano()
+	tv.raise([]string{"ahead"}, []uint64{versionFloor(now) + 10}, now)
+	got := tv.bump([]string{"new", "ahead"}, now, nil)
+	if want := []uint64{versionFloor(now), versionFloor(now) + 11}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bump = %v, want %v", got, want)
 	}
 }
 
