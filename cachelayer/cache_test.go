@@ -2,6 +2,7 @@ package cachelayer
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,5 +221,47 @@ func TestNewDefaults(t *testing.T) {
 	}
 	if _, err := New(configs.Cache{L2: configs.L2{Addrs: []string{"127.0.0.1:1"}, Timeout: -1}}, nil); err == nil {
 		t.Fatal("New accepted a negative L2 timeout")
+	}
+}
+
+// A flush (the subscription dropping) lands while requests run: nothing
+// races, and lookups after it miss.
+func TestCacheFlushUnderLoad(t *testing.T) {
+	servicetest.CheckGoroutines(t)
+	c := newL1Cache(t)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			versions := make([]uint64, 0, 1)
+			tags := []string{"products"}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := Key{byte(w), byte(i)}
+				if e, _, cur := c.Lookup(ctx, k, tags, versions[:0]); e == nil {
+					c.Store(k, fetched("/p", time.Now().UnixNano(), time.Minute, tags, cur))
+				}
+			}
+		}()
+	}
+	for range 20 {
+		c.flushL1()
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	c.flushL1()
+	if e, _, _ := c.Lookup(ctx, Key{0, 1}, nil, nil); e != nil {
+		t.Fatal("hit after a flush with no store since")
+	}
+	if got := c.Stats().L1Flushes; got != 21 {
+		t.Fatalf("L1Flushes = %d, want 21", got)
 	}
 }
