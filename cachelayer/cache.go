@@ -262,9 +262,11 @@ func (c *Cache) L2Health() (Health, bool) {
 	return c.l2.Health(), true
 }
 
-// Wait blocks until L1 has applied every Set made so far and L2 has sent
-// every queued write. For tests.
-func (c *Cache) Wait() {
+// WaitForTest blocks until L1 has applied every Set made so far and L2
+// has sent every queued write: both happen asynchronously, and a test
+// that reads right after a Store must wait for them. The proxy never
+// needs to.
+func (c *Cache) WaitForTest() {
 	c.l1.Wait()
 	if c.l2 != nil {
 		c.l2.Wait()

@@ -47,7 +47,7 @@ func TestCacheL2HitFillsL1(t *testing.T) {
 	if e == nil || tier != TierL2 || string(e.Body) != string(stored.Body) || len(cur) != 1 {
 		t.Fatalf("other replica: %v, %v, %v; want an L2 hit", e, tier, cur)
 	}
-	b.Wait()
+	b.WaitForTest()
 	if _, tier, _ := b.Lookup(ctx, Key{1}, tags, nil); tier != TierL1 {
 		t.Fatalf("second lookup from %v, want l1 (filled by the L2 hit)", tier)
 	}
@@ -68,7 +68,7 @@ func TestCacheInvalidateReachesReplicas(t *testing.T) {
 	if _, tier, _ := b.Lookup(ctx, Key{1}, tags, nil); tier != TierL2 {
 		t.Fatalf("b's first lookup from %v, want l2", tier)
 	}
-	b.Wait()
+	b.WaitForTest()
 	if _, tier, _ := b.Lookup(ctx, Key{1}, tags, nil); tier != TierL1 {
 		t.Fatalf("b's second lookup from %v, want l1", tier)
 	}
@@ -133,7 +133,7 @@ func TestCacheBanAndDeleteReachReplicas(t *testing.T) {
 	for _, k := range []Key{{1}, {2}} {
 		b.Lookup(ctx, k, nil, nil)
 	}
-	b.Wait()
+	b.WaitForTest()
 
 	time.Sleep(time.Millisecond)
 	if err := a.Ban(ctx, "/api/vultr/"); err != nil {

@@ -41,7 +41,7 @@ func fetched(path string, stored int64, keep time.Duration, tags []string, versi
 func fill(c *Cache, k Key, path string, tags ...string) *Entry {
 	e := fetched(path, time.Now().UnixNano(), time.Minute, tags, c.VersionsFor(tags, nil))
 	c.Store(k, e)
-	c.Wait()
+	c.WaitForTest()
 	return e
 }
 
@@ -86,7 +86,7 @@ func TestCacheInvalidate(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Store(Key{2}, fetched(path, time.Now().UnixNano(), time.Minute, tags, stamp)) // it ends
-			c.Wait()
+			c.WaitForTest()
 			if got := c.Stats().Refused; got != 1 {
 				t.Fatalf("Refused = %d, want 1", got)
 			}
@@ -169,7 +169,7 @@ func TestCacheDeleteAndExpiry(t *testing.T) {
 	now := time.Now().UnixNano()
 	c.Store(Key{2}, fetched("/b", now, 30*time.Millisecond, nil, nil))
 	c.Store(Key{3}, fetched("/c", now-int64(MaxKeep), time.Hour+MaxKeep, nil, nil))
-	c.Wait()
+	c.WaitForTest()
 	if e, _, _ := c.Lookup(ctx, Key{2}, nil, nil); e == nil {
 		t.Fatal("miss before the entry's KeepUntil")
 	}

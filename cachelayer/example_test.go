@@ -46,7 +46,7 @@ func ExampleCache() {
 		TagVersions: stamp,
 		Path:        "/api/vultr/postgres/users/42/profile",
 	})
-	c.Wait() // L1 admits asynchronously; a test waits, the proxy need not
+	c.WaitForTest() // L1 admits asynchronously; a test waits, the proxy need not
 
 	e, tier, _ = c.Lookup(ctx, key, tags, versions[:0])
 	fmt.Println("after the fill:", e.Status, tier)
