@@ -20,8 +20,6 @@ import (
 type Scenario struct {
 	// Name is the -scenarios word and the report's scenario column.
 	Name string
-	// About says what it sends, for -help.
-	About string
 	// Reads says the scenario sends only reads, so it also runs through
 	// the caches -compare names (which would pass every write through).
 	Reads bool
@@ -41,9 +39,33 @@ type Scenario struct {
 // two thirds of the way in.
 type Outage struct{ From, To float64 }
 
+// catalog is every scenario, in the order a run measures them, with what
+// it sends.
+var catalog = []struct{ name, about string }{
+	{"browse", "Zipf reads: products (the five real parameters, sometimes ?id=X), profiles, orders, memory searches"},
+	{"herd", "every client at once on one products query never asked before"},
+	{"write-burst", "writes only: store-memory, orders, returns, cache sets"},
+	{"mixed", "90% browse reads, 10% writes (profile updates, orders, memories) to the same hot users"},
+	{"failover", "browse reads while Sheepdog's Valkey is stopped a third of the way in and restarted at two thirds"},
+}
+
 // Names lists every scenario, in the order a run measures them.
 func Names() []string {
-	return []string{"browse", "herd", "write-burst", "mixed", "failover"}
+	names := make([]string, len(catalog))
+	for i, c := range catalog {
+		names[i] = c.name
+	}
+	return names
+}
+
+// About says what the named scenario sends; "" for an unknown name.
+func About(name string) string {
+	for _, c := range catalog {
+		if c.name == name {
+			return c.about
+		}
+	}
+	return ""
 }
 
 // New builds the named scenario over seed.
@@ -57,22 +79,15 @@ func New(name string, seed *Seed) (*Scenario, error) {
 	}
 	switch name {
 	case "browse":
-		return &Scenario{Name: name, Reads: true,
-			About:     "Zipf reads: products (the five real parameters, sometimes ?id=X), profiles, orders, memory searches",
-			NewSource: func() load.Source { return reads.browse }}, nil
+		return &Scenario{Name: name, Reads: true, NewSource: func() load.Source { return reads.browse }}, nil
 	case "herd":
-		cold := reads.herd()
-		return &Scenario{Name: name, Reads: true, Burst: true,
-			About:     "every client at once on one products query never asked before",
-			NewSource: cold}, nil
+		return &Scenario{Name: name, Reads: true, Burst: true, NewSource: reads.herd()}, nil
 	case "write-burst":
 		w, err := newWrites(seed, reads.users)
 		if err != nil {
 			return nil, err
 		}
-		return &Scenario{Name: name,
-			About:     "writes only: store-memory, orders, returns, cache sets",
-			NewSource: func() load.Source { return w.burst }}, nil
+		return &Scenario{Name: name, NewSource: func() load.Source { return w.burst }}, nil
 	case "mixed":
 		w, err := newWrites(seed, reads.users)
 		if err != nil {
@@ -82,12 +97,9 @@ func New(name string, seed *Seed) (*Scenario, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Scenario{Name: name,
-			About:     "90% browse reads, 10% writes (profile updates, orders, memories) to the same hot users",
-			NewSource: func() load.Source { return mix }}, nil
+		return &Scenario{Name: name, NewSource: func() load.Source { return mix }}, nil
 	case "failover":
 		return &Scenario{Name: name, Outage: &Outage{From: 1.0 / 3, To: 2.0 / 3},
-			About:     "browse reads while Sheepdog's Valkey is stopped a third of the way in and restarted at two thirds",
 			NewSource: func() load.Source { return reads.browse }}, nil
 	}
 	return nil, fmt.Errorf("no scenario %q; there are %s", name, strings.Join(Names(), ", "))

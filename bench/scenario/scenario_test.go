@@ -242,3 +242,14 @@ func TestNewRefusesWhatItCannotBuild(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryScenarioSaysWhatItSends(t *testing.T) {
+	for _, name := range Names() {
+		if About(name) == "" {
+			t.Errorf("scenario %q has no description", name)
+		}
+	}
+	if About("stampede") != "" {
+		t.Error("an unknown scenario has a description")
+	}
+}
