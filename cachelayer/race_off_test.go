@@ -1,5 +1,0 @@
-//go:build !race
-
-package cachelayer
-
-const raceEnabled = false
