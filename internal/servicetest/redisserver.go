@@ -26,6 +26,7 @@ type RedisServer struct {
 	bin  string
 	dir  string
 	port int
+	args []string // more redis-server options
 
 	mu  sync.Mutex // protects cmd
 	cmd *exec.Cmd  // nil while stopped
@@ -44,6 +45,11 @@ func StartRedis(t testing.TB) (addr string, stop, start func()) {
 // also be paused.
 func StartRedisServer(t testing.TB) *RedisServer {
 	t.Helper()
+	return startRedisServer(t)
+}
+
+func startRedisServer(t testing.TB, args ...string) *RedisServer {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		unavailable(t, "redis-server: %v", err)
@@ -58,6 +64,7 @@ func StartRedisServer(t testing.TB) *RedisServer {
 		bin:  bin,
 		dir:  t.TempDir(),
 		port: port,
+		args: args,
 	}
 	t.Cleanup(s.Stop)
 	s.Start()
@@ -84,10 +91,12 @@ func (s *RedisServer) Start() {
 	if s.cmd != nil {
 		return
 	}
-	cmd := exec.Command(s.bin,
+	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"),
+	}, s.args...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
@@ -102,15 +111,26 @@ func (s *RedisServer) Start() {
 func (s *RedisServer) waitReady() error {
 	deadline := time.Now().Add(startTimeout)
 	for {
-		err := pingRedis(s.Addr)
+		// Dial first: go-redis logs every refused connection.
+		err := dialOnce(s.Addr)
 		if err == nil {
-			return nil
+			if err = pingRedis(s.Addr); err == nil {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no PING answer after %v: %w", startTimeout, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func dialOnce(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, probeTimeout)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // Stop kills the server at once, as a crash would, and waits for it to

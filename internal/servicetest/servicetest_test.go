@@ -210,3 +210,19 @@ func (f *fakeTB) runCleanups() {
 		f.cleanups[i]()
 	}
 }
+
+func TestStartRedisCluster(t *testing.T) {
+	addrs := StartRedisCluster(t, 3)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer c.Close()
+	ctx := context.Background()
+	// Keys in different slots, written and read through the cluster.
+	for _, k := range []string{"a", "b", "c", "d"} {
+		if err := c.Set(ctx, k, k, time.Minute).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 4 {
+		t.Fatalf("DBSIZE over the cluster = %d, %v; want 4", n, err)
+	}
+}
