@@ -262,6 +262,30 @@ func TestCacheL2Outage(t *testing.T) {
 	}
 }
 
+// A replica starts while Valkey is down: it starts anyway, serves, and
+// takes up L2 and the subscription once Valkey is there (clearing what L1
+// filled unsubscribed).
+func TestCacheStartsWithValkeyDown(t *testing.T) {
+	servicetest.CheckGoroutines(t)
+	srv := servicetest.StartRedisServer(t)
+	srv.Stop()
+	start := time.Now()
+	c := newReplica(t, srv.Addr, "sheepdog-test:", 1<<20)
+	if d := time.Since(start); d > subscribeWait+500*time.Millisecond {
+		t.Fatalf("New took %v with Valkey down", d)
+	}
+	ctx := context.Background()
+	fill(c, Key{1}, "/a")
+	if _, tier, _ := c.Lookup(ctx, Key{1}, nil, nil); tier != TierL1 {
+		t.Fatalf("with Valkey down: from %v, want l1", tier)
+	}
+	srv.Start()
+	eventually(t, "subscribed, L1 cleared", func() bool { return c.Stats().L1Flushes == 1 })
+	if e, _, _ := c.Lookup(ctx, Key{1}, nil, nil); e != nil {
+		t.Fatal("an entry filled unsubscribed survived")
+	}
+}
+
 // 64 goroutines looking up through L2 (L1 too small to keep anything).
 func TestCacheConcurrentL2Lookups(t *testing.T) {
 	addr := servicetest.RedisAddr(t)

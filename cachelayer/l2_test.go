@@ -212,7 +212,9 @@ func TestL2SetNeverBlocks(t *testing.T) {
 	for i := range n {
 		l.Set(Key{byte(i), byte(i >> 8)}, e)
 	}
-	if d := time.Since(start); d > 200*time.Millisecond {
+	// Were Set to wait for the writer, 64 pipelines of 128 would time out
+	// one after the other: over three seconds.
+	if d := time.Since(start); d > time.Second {
 		t.Fatalf("%d Sets took %v with Valkey stuck", n, d)
 	}
 	s := l.Stats()
