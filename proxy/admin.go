@@ -17,6 +17,8 @@ func (p *Proxy) adminHandler(ctx *fasthttp.RequestCtx) {
 		p.serveHealth(ctx)
 	case "/stats":
 		p.serveStats(ctx)
+	case "/purge":
+		p.servePurge(ctx)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
 	}
@@ -38,6 +40,14 @@ type Health struct {
 func (p *Proxy) serveHealth(ctx *fasthttp.RequestCtx) {
 	up := p.health.check()
 	h := Health{Status: up.State, Dependencies: map[string]Dependency{"upstream": up}}
+	if l2, ok := p.cache.L2Health(); ok {
+		// Without Valkey, Sheepdog still answers from L1 and the app:
+		// degraded, never down.
+		h.Dependencies["l2"] = Dependency{State: l2.State, LatencyMS: l2.LatencyMS, Error: l2.LastError}
+		if l2.State != stateOK && h.Status == stateOK {
+			h.Status = stateDegraded
+		}
+	}
 	status := fasthttp.StatusOK
 	if h.Status == stateDown {
 		status = fasthttp.StatusServiceUnavailable
@@ -66,7 +76,11 @@ func (p *Proxy) serveStats(ctx *fasthttp.RequestCtx) {
 		Unrouted:      p.unrouted.snapshot(),
 	}
 	for _, rt := range p.router.routes {
-		s.Routes = append(s.Routes, RouteEntry{Name: rt.name, Action: string(rt.cfg.Action()), RouteStats: rt.stats.snapshot()})
+		e := RouteEntry{Name: rt.name, Action: string(rt.cfg.Action()), RouteStats: rt.stats.snapshot()}
+		if rt.cache != nil {
+			e.Cache = rt.stats.cacheSnapshot()
+		}
+		s.Routes = append(s.Routes, e)
 	}
 	writeJSON(ctx, fasthttp.StatusOK, s)
 }

@@ -29,7 +29,12 @@ var errBodyTooLarge = errors.New("request body over the limit")
 // It is the one place where failures become HTTP statuses.
 func statusFor(err error) (status int, code, msg string) {
 	var ue *upstream.Error
+	var missing *errMissingValue
 	switch {
+	case errors.As(err, &missing):
+		return fasthttp.StatusBadRequest, codeBadRequest, missing.Error()
+	case errors.Is(err, errBadBody):
+		return fasthttp.StatusBadRequest, codeBadRequest, err.Error()
 	case errors.Is(err, errBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body too large"
 	case errors.As(err, &ue) && ue.Kind == upstream.Timeout:

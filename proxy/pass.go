@@ -9,6 +9,35 @@ import (
 	"github.com/style-shepherd/sheepdog/upstream"
 )
 
+// passRoute passes a request through and, when the route names tags to
+// invalidate, drops them once the app has taken the write (a 2xx), before
+// the client gets its answer.
+func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues) {
+	if len(rt.invalidates) == 0 {
+		p.pass(ctx)
+		return
+	}
+	if rt.invBody {
+		if err := readBody(ctx, p.maxBody); err != nil {
+			fail(ctx, err)
+			return
+		}
+	}
+	tags, err := rv.evalTags(nil, rt.invalidates)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	p.pass(ctx)
+	if status := ctx.Response.StatusCode(); status >= 200 && status < 300 {
+		if err := p.cache.Invalidate(ctx, tags...); err != nil {
+			// Dropped here; L2 or the other replicas may keep the old
+			// answers until their TTL. Counted, not logged per request.
+			p.invFailed.Add(1)
+		}
+	}
+}
+
 // pass forwards the request upstream and streams the answer back. Bodies of
 // any size flow through; neither is held whole in memory.
 func (p *Proxy) pass(ctx *fasthttp.RequestCtx) {
@@ -24,6 +53,9 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 		fail(ctx, errBodyTooLarge)
 		return
+	} else if !ctx.Request.IsBodyStream() {
+		// Read whole already, for a key, tag or invalidation.
+		req.SetBodyRaw(ctx.Request.Body())
 	} else if n > 0 || n == -1 {
 		// -1: chunked, its size known only at the end.
 		req.SetBodyStream(&limitedBody{r: ctx.RequestBodyStream(), left: int64(p.maxBody)}, n)

@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/style-shepherd/sheepdog/cachelayer"
+	"github.com/style-shepherd/sheepdog/coalesce"
 	"github.com/style-shepherd/sheepdog/configs"
 	"github.com/style-shepherd/sheepdog/upstream"
 )
@@ -29,6 +32,12 @@ type Proxy struct {
 	maxBody  int
 	unrouted routeStats // requests no route took
 	started  time.Time
+
+	cache      *cachelayer.Cache
+	flight     coalesce.Flight[*fetched]
+	refreshing sync.Map       // flight keys with a background refresh under way
+	background sync.WaitGroup // background refreshes, waited for by Shutdown
+	invFailed  atomic.Uint64  // invalidations that could not reach L2 or the other replicas
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -47,7 +56,12 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache, err := cachelayer.New(cfg.Cache, log)
+	if err != nil {
+		return nil, err
+	}
 	p := &Proxy{
+		cache:    cache,
 		cfg:      cfg,
 		log:      log,
 		router:   rt,
@@ -56,6 +70,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 		maxBody:  int(cfg.Server.MaxBodySize),
 		started:  time.Now(),
 	}
+	p.flight.Timeout = cfg.Upstream.Timeout
 	errLog := fasthttpLogger{log}
 	p.server = &fasthttp.Server{
 		Handler:      p.Handler,
@@ -94,15 +109,19 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 // Handler serves one client request. It is exported for benchmarks and
 // for embedding Sheepdog in another fasthttp server.
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
-	var params Params
-	rt := p.router.match(ctx.Method(), ctx.Path(), &params)
+	rv := requestValues{ctx: ctx}
+	rt := p.router.match(ctx.Method(), ctx.Path(), &rv.params)
 	if rt == nil {
 		writeError(ctx, fasthttp.StatusNotFound, codeNoRoute, "no route matches this request")
 		p.unrouted.record(fasthttp.StatusNotFound)
 		return
 	}
-	// Cache and batch routes pass through until their handlers land.
-	p.pass(ctx)
+	if rt.cache != nil {
+		p.serveCache(ctx, rt, &rv)
+	} else {
+		// Batch routes pass through until their handler lands.
+		p.passRoute(ctx, rt, &rv)
+	}
 	rt.stats.record(ctx.Response.StatusCode())
 }
 
@@ -139,7 +158,16 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 // requests in flight to be answered. Idle keep-alive connections are closed
 // at once; busy ones after their answer.
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	return errors.Join(p.server.ShutdownWithContext(ctx), p.admin.ShutdownWithContext(ctx))
+	err := errors.Join(p.server.ShutdownWithContext(ctx), p.admin.ShutdownWithContext(ctx))
+	done := make(chan struct{})
+	go func() { p.background.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	p.cache.Close()
+	return err
 }
 
 // fasthttpLogger sends fasthttp's own error lines to slog.

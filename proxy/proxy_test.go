@@ -29,8 +29,9 @@ func startOrigin(t testing.TB) (*shepherd.App, string) {
 	return app, addr
 }
 
-// testConfig is a route table in front of upstream, with extra YAML for the
-// server block (limits under test).
+// testConfig is a table of pass routes in front of upstream, with extra
+// YAML for the server block (limits under test). cacheConfig has the
+// cache routes.
 func testConfig(t testing.TB, upstream, server string) *configs.Config {
 	t.Helper()
 	src := fmt.Sprintf(`
@@ -39,7 +40,7 @@ server: {%s}
 routes:
   - name: products
     match: {method: GET, path: /api/vultr/postgres/products}
-    cache: {ttl: 60s, key: {query: [category, brand, minPrice, maxPrice, limit]}, tags: [products]}
+    pass: {}
   - name: profile
     match: {method: GET, path: "/api/vultr/postgres/users/{userId}/profile"}
     pass: {}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/style-shepherd/sheepdog/configs"
 )
@@ -19,6 +20,11 @@ type route struct {
 	prefix []byte // set for path_prefix routes
 	segs   []segment
 	stats  routeStats
+
+	cache       *cacheRule         // set on cache routes
+	invalidates []configs.Template // tags dropped after a successful write
+	invBody     bool               // an invalidation reads the JSON body
+	fetchTime   atomic.Int64       // the last upstream fetch's duration, ns: XFetch's scale
 }
 
 // segment is one '/'-separated piece of a path template: a literal, or a
@@ -80,6 +86,23 @@ func newRouter(cfgs []configs.Route) (*router, error) {
 			if params > maxParams {
 				return nil, fmt.Errorf("route %s: more than %d path parameters", c.Name, maxParams)
 			}
+		}
+		if c.Cache != nil {
+			cr, err := compileCache(c.Cache)
+			if err != nil {
+				return nil, fmt.Errorf("route %s: %w", c.Name, err)
+			}
+			rt.cache = cr
+		}
+		for _, raw := range c.Invalidates {
+			t, err := configs.ParseTemplate(raw)
+			if err != nil {
+				return nil, fmt.Errorf("route %s: invalidates %q: %w", c.Name, raw, err)
+			}
+			for _, part := range t {
+				rt.invBody = rt.invBody || part.Source == configs.SourceBody
+			}
+			rt.invalidates = append(rt.invalidates, t)
 		}
 		r.routes = append(r.routes, rt)
 	}

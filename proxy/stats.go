@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"sync/atomic"
+
+	"github.com/style-shepherd/sheepdog/cachelayer"
 )
 
 // routeStats counts a route's answers by status class. Counters are
@@ -9,6 +11,22 @@ import (
 type routeStats struct {
 	requests atomic.Uint64
 	classes  [5]atomic.Uint64 // 1xx..5xx
+
+	// Cache routes only.
+	hitsL1, hitsL2 atomic.Uint64
+	misses         atomic.Uint64 // lookups that found nothing fresh
+	stale          atomic.Uint64 // answered from a stale copy
+	coalesced      atomic.Uint64 // answered by another request's fetch
+	bypassed       atomic.Uint64 // sent upstream uncached (credentials, not shareable, too large)
+	refreshes      atomic.Uint64 // background refreshes done
+}
+
+func (s *routeStats) hit(t cachelayer.Tier) {
+	if t == cachelayer.TierL2 {
+		s.hitsL2.Add(1)
+		return
+	}
+	s.hitsL1.Add(1)
 }
 
 func (s *routeStats) record(status int) {
@@ -22,6 +40,18 @@ func (s *routeStats) record(status int) {
 type RouteStats struct {
 	Requests uint64            `json:"requests"`
 	Statuses map[string]uint64 `json:"statuses"`
+	Cache    *CacheStats       `json:"cache,omitempty"`
+}
+
+// CacheStats is a cache route's counters by outcome and tier.
+type CacheStats struct {
+	HitsL1    uint64 `json:"hits_l1"`
+	HitsL2    uint64 `json:"hits_l2"`
+	Misses    uint64 `json:"misses"`
+	Stale     uint64 `json:"stale"`
+	Coalesced uint64 `json:"coalesced"`
+	Bypassed  uint64 `json:"bypassed"`
+	Refreshes uint64 `json:"refreshes"`
 }
 
 func (s *routeStats) snapshot() RouteStats {
@@ -30,4 +60,11 @@ func (s *routeStats) snapshot() RouteStats {
 		out.Statuses[string(rune('1'+i))+"xx"] = s.classes[i].Load()
 	}
 	return out
+}
+
+func (s *routeStats) cacheSnapshot() *CacheStats {
+	return &CacheStats{
+		HitsL1: s.hitsL1.Load(), HitsL2: s.hitsL2.Load(), Misses: s.misses.Load(), Stale: s.stale.Load(),
+		Coalesced: s.coalesced.Load(), Bypassed: s.bypassed.Load(), Refreshes: s.refreshes.Load(),
+	}
 }

@@ -1,0 +1,277 @@
+package proxy
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/cachelayer"
+)
+
+// s2b views a string as bytes without copying; the bytes must not be
+// changed.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// b2s views bytes as a string without copying; the bytes must not change
+// while the string is in use.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// lookupScratch holds one request's tag strings and versions between its
+// lookup and its fill, reused so that a hit allocates nothing.
+type lookupScratch struct {
+	key      cachelayer.Key // the primary key, kept here so hashing it needs no copy on the heap
+	tagBuf   []byte
+	tags     []string // views into tagBuf: valid until the scratch is reused
+	versions []uint64
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(lookupScratch) }}
+
+// keyTagPrefix starts the tag every entry carries for its own primary key,
+// so a purge by key drops the stub and every variant at once.
+const keyTagPrefix = "k:"
+
+// evalTags evaluates the route's tags and the entry's own key tag into the
+// scratch, without allocating once the scratch has grown.
+func (s *lookupScratch) evalTags(cr *cacheRule, rv *requestValues, key cachelayer.Key) error {
+	s.tagBuf, s.tags = s.tagBuf[:0], s.tags[:0]
+	var bounds [16]int
+	ends := bounds[:0]
+	for _, t := range cr.tags {
+		var err error
+		if s.tagBuf, err = rv.appendTemplate(s.tagBuf, t); err != nil {
+			return err
+		}
+		ends = append(ends, len(s.tagBuf))
+	}
+	s.tagBuf = append(s.tagBuf, keyTagPrefix...)
+	s.tagBuf = appendHex(s.tagBuf, key[:])
+	ends = append(ends, len(s.tagBuf))
+	// Views are taken only now: appending may have moved tagBuf.
+	start := 0
+	for _, end := range ends {
+		s.tags = append(s.tags, b2s(s.tagBuf[start:end]))
+		start = end
+	}
+	return nil
+}
+
+func appendHex(dst, b []byte) []byte {
+	for _, c := range b {
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0x0f])
+	}
+	return dst
+}
+
+// ownTags copies the scratch's tag views into strings an entry may keep.
+func (s *lookupScratch) ownTags() ([]string, []uint64) {
+	tags := make([]string, len(s.tags))
+	for i, t := range s.tags {
+		tags[i] = strings.Clone(t) // t views the pooled tagBuf
+	}
+	return tags, append([]uint64(nil), s.versions...)
+}
+
+// serveCache answers a request on a cache route: from L1 or L2 when fresh,
+// stale while one background refresh runs, or through one upstream fetch
+// shared by every request for the key that arrives meanwhile.
+func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues) {
+	cr := rt.cache
+	h := &ctx.Request.Header
+	// A shared cache never stores what credentials may have changed,
+	// unless the key holds them.
+	if (len(h.PeekBytes(hdrAuthorization)) > 0 && !cr.keyedAuth) || (len(h.PeekBytes(hdrCookie)) > 0 && !cr.cookies) {
+		rt.stats.bypassed.Add(1)
+		p.pass(ctx)
+		setCacheStatus(&ctx.Response.Header, outBypass, 0, 0)
+		return
+	}
+	if cr.needsBody {
+		err := readBody(ctx, p.maxBody)
+		if err == nil {
+			// A body the key reads must be JSON: refused here, never
+			// keyed as if it were empty.
+			_, err = parseJSONBody(ctx.Request.Body())
+		}
+		if err != nil {
+			fail(ctx, err)
+			return
+		}
+	}
+	normaliseAcceptEncoding(h)
+
+	kb := cachelayer.AcquireKeyBuilder()
+	key := cr.buildKey(kb, rt.name, ctx.Method(), rv)
+	scratch := scratchPool.Get().(*lookupScratch)
+	defer scratchPool.Put(scratch)
+	if err := scratch.evalTags(cr, rv, key); err != nil {
+		cachelayer.ReleaseKeyBuilder(kb)
+		fail(ctx, err)
+		return
+	}
+
+	e, tier, cur := p.cache.Lookup(ctx, key, scratch.tags, scratch.versions[:0])
+	scratch.versions = cur
+	entryKey := key
+	if e != nil && e.IsStub() {
+		scratch.key = key
+		entryKey = variantKey(kb, &scratch.key, e.Vary, h)
+		e, tier, cur = p.cache.Lookup(ctx, entryKey, scratch.tags, scratch.versions[:0])
+		scratch.versions = cur
+		if e != nil && e.IsStub() {
+			e = nil // a stub where a variant belongs: treat as a miss
+		}
+	}
+	cachelayer.ReleaseKeyBuilder(kb)
+
+	now := time.Now().UnixNano()
+	var stale *cachelayer.Entry
+	if e != nil {
+		switch {
+		case e.Fresh(now):
+			rt.stats.hit(tier)
+			writeEntry(ctx, e, now, outHit, 0)
+			if refreshEarly(time.Duration(e.FreshUntil-now), time.Duration(rt.fetchTime.Load())) {
+				p.refresh(ctx, rt, key, scratch)
+			}
+			return
+		case now < e.SWRUntil:
+			rt.stats.stale.Add(1)
+			writeEntry(ctx, e, now, outStaleRevalidate, 0)
+			p.refresh(ctx, rt, key, scratch)
+			return
+		case now < e.SIEUntil:
+			stale = e // kept for stale-if-error
+		}
+	}
+	p.miss(ctx, rt, key, scratch, stale, now)
+}
+
+// miss fetches through the flight: one upstream request per key, however
+// many clients wait, each bounded by the upstream timeout.
+func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, scratch *lookupScratch, stale *cachelayer.Entry, now int64) {
+	rt.stats.misses.Add(1)
+	req := cacheRequest(ctx, rt.cache)
+	tags, versions := scratch.ownTags()
+	path := string(ctx.Path())
+	wait, cancel := context.WithTimeout(ctx, p.cfg.Upstream.Timeout)
+	defer cancel()
+	r := p.flight.Do(wait, flightKey(key, &ctx.Request.Header), func(fctx context.Context) (*fetched, error) {
+		return p.fetch(fctx, rt, req, key, tags, versions, path), nil
+	})
+	if !r.Leader && r.Err == nil {
+		fasthttp.ReleaseRequest(req) // the leader's request was used; after a timeout, the GC takes it
+	}
+	f := r.Value
+	switch {
+	case r.Err != nil: // this client's own wait ran out; the fetch goes on
+		if stale != nil {
+			rt.stats.stale.Add(1)
+			writeEntry(ctx, stale, time.Now().UnixNano(), outStaleError, 0)
+			return
+		}
+		writeError(ctx, fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "upstream did not answer in time")
+		setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
+	case f.err != nil || (f.entry != nil && f.entry.Status >= 500):
+		if stale != nil {
+			rt.stats.stale.Add(1)
+			fwd := 0
+			if f.entry != nil {
+				fwd = f.entry.Status
+			}
+			writeEntry(ctx, stale, time.Now().UnixNano(), outStaleError, fwd)
+			return
+		}
+		if f.err != nil {
+			fail(ctx, f.err)
+			setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
+			return
+		}
+		p.answerFetched(ctx, rt, f, r.Leader)
+	case f.entry == nil, !r.Leader && !f.shareable:
+		// Too large to hold, or not for sharing: this client asks itself.
+		rt.stats.bypassed.Add(1)
+		p.pass(ctx)
+		setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
+	default:
+		p.answerFetched(ctx, rt, f, r.Leader)
+	}
+}
+
+func (p *Proxy) answerFetched(ctx *fasthttp.RequestCtx, rt *route, f *fetched, leader bool) {
+	o := outMiss
+	switch {
+	case f.fromCache:
+		o = outHit
+	case !leader:
+		o = outCollapsed
+		rt.stats.coalesced.Add(1)
+	case f.stored:
+		o = outMissStored
+	}
+	writeEntry(ctx, f.entry, time.Now().UnixNano(), o, 0)
+}
+
+// flightKey adds to the key the request values a Vary'd answer may depend
+// on (the normalised Accept-Encoding and the Origin), so waiters are only
+// ever handed an answer made for a request like theirs.
+func flightKey(key cachelayer.Key, h *fasthttp.RequestHeader) string {
+	var buf [256]byte
+	b := append(buf[:0], key[:]...)
+	b = append(append(b, 0), h.PeekBytes(hdrAcceptEncoding)...)
+	b = append(append(b, 0), h.PeekBytes(hdrOrigin)...)
+	return string(b)
+}
+
+// refresh starts one background fetch for key unless one is under way. It
+// runs on its own context; Shutdown waits for it.
+func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, scratch *lookupScratch) {
+	fk := flightKey(key, &ctx.Request.Header)
+	if _, busy := p.refreshing.LoadOrStore(fk, struct{}{}); busy {
+		return
+	}
+	req := cacheRequest(ctx, rt.cache)
+	tags, versions := scratch.ownTags()
+	path := string(ctx.Path())
+	p.background.Add(1)
+	go func() {
+		defer p.background.Done()
+		defer p.refreshing.Delete(fk)
+		r := p.flight.Do(context.Background(), fk, func(fctx context.Context) (*fetched, error) {
+			return p.fetch(fctx, rt, req, key, tags, versions, path), nil
+		})
+		if !r.Leader {
+			fasthttp.ReleaseRequest(req)
+		}
+		rt.stats.refreshes.Add(1)
+	}()
+}
+
+// writeEntry answers from a cached (or just fetched) entry. The body is
+// the entry's own bytes, never copied: entries are immutable.
+func writeEntry(ctx *fasthttp.RequestCtx, e *cachelayer.Entry, now int64, o outcome, fwdStatus int) {
+	resp := &ctx.Response
+	resp.Reset()
+	resp.Header.SetNoDefaultContentType(true)
+	resp.SetStatusCode(e.Status)
+	for i := range e.Header {
+		resp.Header.AddBytesKV(e.Header[i].Name, e.Header[i].Value)
+	}
+	ttl := (e.FreshUntil - now) / int64(time.Second)
+	if e.FreshUntil-now < 0 && ttl == 0 {
+		ttl = -1 // stale, if by less than a second
+	}
+	setCacheStatus(&resp.Header, o, ttl, fwdStatus)
+	if o != outMiss && o != outMissStored && o != outCollapsed {
+		var buf [20]byte
+		resp.Header.SetBytesKV(hdrAge, strconv.AppendInt(buf[:0], max(0, (now-e.Stored)/int64(time.Second)), 10))
+	}
+	if len(e.Body) > 0 {
+		resp.SetBodyRaw(e.Body)
+	}
+}

@@ -1,0 +1,439 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/configs"
+)
+
+// cacheConfig is a route table of cache routes in front of upstream; l2 is
+// the cache.l2 block ("" for L1 only).
+func cacheConfig(t testing.TB, upstream, l2 string) *configs.Config {
+	t.Helper()
+	src := fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+cache: {l2: {%s}}
+routes:
+  - name: products
+    match: {method: GET, path: /api/vultr/postgres/products}
+    cache:
+      ttl: 60s
+      stale_while_revalidate: 30s
+      stale_if_error: 10m
+      key: {query: [category, brand, minPrice, maxPrice, limit]}
+      tags: [products]
+  - name: profile
+    match: {method: GET, path: "/api/vultr/postgres/users/{userId}/profile"}
+    cache: {ttl: 30s, tags: ["profile:{path.userId}"]}
+  - name: profile-update
+    match: {method: POST, path: "/api/vultr/postgres/users/{userId}/profile"}
+    pass: {}
+    invalidates: ["profile:{path.userId}"]
+  - name: search-memory
+    match: {method: POST, path: /api/raindrop/search-memory}
+    cache: {ttl: 2m, key: {body: [userId=demo_user, q=, topK=20]}, tags: ["memory:{body.userId=demo_user}"]}
+  - name: echo
+    match: {path_prefix: /__origin/echo}
+    cache: {ttl: 60s, stale_if_error: 1m, key: {query: [status, v, cookies, size]}}
+  - name: everything-else
+    match: {path_prefix: /}
+    pass: {}
+`, upstream, l2)
+	cfg, err := configs.Parse("cache-test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// get sends one request through c and returns the response, which the
+// caller releases.
+func get(t testing.TB, c *fasthttp.HostClient, method, uri string, headers ...string) *fasthttp.Response {
+	t.Helper()
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	req.Header.SetHost("styleshepherd.test")
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "body" {
+			req.SetBodyString(headers[i+1])
+			continue
+		}
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp := fasthttp.AcquireResponse()
+	if err := c.Do(req, resp); err != nil {
+		t.Fatalf("%s %s: %v", method, uri, err)
+	}
+	return resp
+}
+
+// cacheRig is the simulated app behind a Sheepdog with cacheConfig's
+// routes (L1 only), and a client for it.
+func cacheRig(t *testing.T) (*shepherd.App, *fasthttp.HostClient) {
+	t.Helper()
+	app, originAddr := startOrigin(t)
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	return app, rawClient(addr)
+}
+
+func count(app *shepherd.App, route string) uint64 { return app.Stats().Routes[route] }
+
+// TestHerd: many clients ask at once for one cold key while the app is
+// slow: one upstream request, and every client gets the same answer.
+func TestHerd(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	app.SetLatency("products", 200*time.Millisecond)
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
+	c.MaxConns = 2000
+
+	const n = 1000
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		mu      sync.Mutex
+		bodies  = map[string]int{}
+		states  = map[string]int{}
+		took    []time.Duration
+		failure []string
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			t0 := time.Now()
+			resp := get(t, c, "GET", "/api/vultr/postgres/products?category=dresses&limit=5", "X-Request-Id", "herd")
+			d := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			took = append(took, d)
+			if resp.StatusCode() != 200 {
+				failure = append(failure, fmt.Sprintf("status %d", resp.StatusCode()))
+			}
+			bodies[string(resp.Body())]++
+			states[string(resp.Header.Peek("Cache-Status"))]++
+			fasthttp.ReleaseResponse(resp)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(failure) > 0 {
+		t.Fatalf("%d failures, first: %s", len(failure), failure[0])
+	}
+	if got := count(app, "products"); got != 1 {
+		t.Errorf("%d upstream requests for %d clients; want 1", got, n)
+	}
+	if len(bodies) != 1 {
+		t.Errorf("%d different bodies; want 1", len(bodies))
+	}
+	if states["sheepdog; fwd=miss; stored"] != 1 {
+		t.Errorf("Cache-Status counts %v: want exactly one leader", states)
+	}
+	slices.Sort(took)
+	t.Logf("herd of %d: p50 %v, p99 %v, max %v (origin latency 200ms); Cache-Status %v",
+		n, took[n/2], took[n*99/100], took[n-1], states)
+}
+
+// TestKeyAllowlist: the front end adds ?id=X, which the app ignores; the
+// key holds only the five real parameters, so fifty URLs are one entry.
+func TestKeyAllowlist(t *testing.T) {
+	app, c := cacheRig(t)
+	for i := 1; i <= 50; i++ {
+		resp := get(t, c, "GET", fmt.Sprintf("/api/vultr/postgres/products?category=tops&brand=Zara&minPrice=10&maxPrice=90&limit=5&id=%d", i))
+		if resp.StatusCode() != 200 {
+			t.Fatalf("status %d", resp.StatusCode())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if got := count(app, "products"); got != 1 {
+		t.Errorf("%d upstream requests for ?id=1..50; want 1", got)
+	}
+	// A real parameter does make a new entry.
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/api/vultr/postgres/products?category=shoes"))
+	if got := count(app, "products"); got != 2 {
+		t.Errorf("%d upstream requests after a new category; want 2", got)
+	}
+}
+
+// TestCacheHeaders checks Cache-Status, X-Cache and Age through a miss, a
+// hit and a HEAD.
+func TestCacheHeaders(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
+	const uri = "/api/vultr/postgres/products?category=bags"
+	tests := []struct {
+		method, status, xcache string
+		age                    bool
+	}{
+		{"GET", "sheepdog; fwd=miss; stored", "MISS", false},
+		{"GET", "sheepdog; hit; ttl=", "HIT", true},
+		{"HEAD", "sheepdog; hit; ttl=", "HIT", true},
+	}
+	var body []byte
+	for i, tt := range tests {
+		resp := get(t, c, tt.method, uri)
+		if got := string(resp.Header.Peek("Cache-Status")); !strings.HasPrefix(got, tt.status) {
+			t.Errorf("%d: Cache-Status %q, want %q", i, got, tt.status)
+		}
+		if got := string(resp.Header.Peek("X-Cache")); got != tt.xcache {
+			t.Errorf("%d: X-Cache %q, want %q", i, got, tt.xcache)
+		}
+		if got := len(resp.Header.Peek("Age")) > 0; got != tt.age {
+			t.Errorf("%d: Age present %v, want %v", i, got, tt.age)
+		}
+		if tt.method == "GET" {
+			if body != nil && !bytes.Equal(body, resp.Body()) {
+				t.Errorf("%d: hit body differs from the miss's", i)
+			}
+			body = append([]byte(nil), resp.Body()...)
+		} else if resp.Header.ContentLength() != len(body) {
+			t.Errorf("HEAD Content-Length %d, want %d", resp.Header.ContentLength(), len(body))
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
+// TestInvalidateOnWrite: a successful write through a pass route with
+// invalidates drops the cached read before the writer gets its answer.
+func TestInvalidateOnWrite(t *testing.T) {
+	app, c := cacheRig(t)
+	const profile = "/api/vultr/postgres/users/user_3/profile"
+	fasthttp.ReleaseResponse(get(t, c, "GET", profile))
+	fasthttp.ReleaseResponse(get(t, c, "GET", profile))
+	if got := count(app, "profile.get"); got != 1 {
+		t.Fatalf("%d upstream reads before the write; want 1", got)
+	}
+	w := get(t, c, "POST", profile, "Content-Type", "application/json", "body", `{"preferences":{"style":"minimal"}}`)
+	if w.StatusCode() != 200 {
+		t.Fatalf("write status %d: %s", w.StatusCode(), w.Body())
+	}
+	fasthttp.ReleaseResponse(w)
+	r := get(t, c, "GET", profile)
+	defer fasthttp.ReleaseResponse(r)
+	if got := count(app, "profile.get"); got != 2 {
+		t.Errorf("%d upstream reads after the write; want 2 (the write invalidates)", got)
+	}
+	if !bytes.Contains(r.Body(), []byte("minimal")) {
+		t.Errorf("read after write does not show the write: %s", r.Body())
+	}
+	// Another user's cached profile is untouched.
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/api/vultr/postgres/users/user_4/profile"))
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/api/vultr/postgres/users/user_4/profile"))
+	if got := count(app, "profile.get"); got != 3 {
+		t.Errorf("%d upstream reads; want 3", got)
+	}
+}
+
+// TestPostReadKey: search-memory is a read sent as POST, keyed on its
+// canonical body: defaults applied, field order and unknown fields ignored.
+func TestPostReadKey(t *testing.T) {
+	app, c := cacheRig(t)
+	for _, body := range []string{
+		`{"userId":"demo_user","q":"","topK":20}`,
+		`{}`,
+		`{"topK":20,"extra":"ignored"}`,
+		`{"q":"","userId":"demo_user"}`,
+	} {
+		resp := get(t, c, "POST", "/api/raindrop/search-memory", "Content-Type", "application/json", "body", body)
+		if resp.StatusCode() != 200 {
+			t.Fatalf("%s: status %d %s", body, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if got := count(app, "memory.search"); got != 1 {
+		t.Errorf("%d upstream searches for four equal bodies; want 1", got)
+	}
+	resp := get(t, c, "POST", "/api/raindrop/search-memory", "Content-Type", "application/json", "body", `{"q":"red"}`)
+	fasthttp.ReleaseResponse(resp)
+	if got := count(app, "memory.search"); got != 2 {
+		t.Errorf("%d upstream searches after a new q; want 2", got)
+	}
+	resp = get(t, c, "POST", "/api/raindrop/search-memory", "Content-Type", "application/json", "body", `{"q":`)
+	defer fasthttp.ReleaseResponse(resp)
+	errorBody(t, resp, 400, codeBadRequest)
+}
+
+// TestCacheSafety: answers that may not be shared are never stored, and
+// credentials bypass the cache; every case asked twice, the second must
+// reach the app again.
+func TestCacheSafety(t *testing.T) {
+	app, c := cacheRig(t)
+	tests := []struct {
+		name    string
+		uri     string
+		headers []string
+		status  string // Cache-Status of the second request
+	}{
+		{"Authorization", "/__origin/echo?v=auth", []string{"Authorization", "Bearer alice"}, "sheepdog; fwd=bypass"},
+		{"Cookie", "/__origin/echo?v=cookie", []string{"Cookie", "session=alice"}, "sheepdog; fwd=bypass"},
+		{"Set-Cookie", "/__origin/echo?cookies=1", nil, "sheepdog; fwd=miss"},
+		{"private", "/__origin/echo?v=private", []string{"X-Echo-Set-Cache-Control", "private"}, "sheepdog; fwd=miss"},
+		{"no-store", "/__origin/echo?v=nostore", []string{"X-Echo-Set-Cache-Control", "no-store"}, "sheepdog; fwd=miss"},
+		{"5xx", "/__origin/echo?status=500", nil, "sheepdog; fwd=miss"},
+		{"Vary: *", "/__origin/echo?v=varystar", []string{"X-Echo-Set-Vary", "*"}, "sheepdog; fwd=miss"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := count(app, "echo")
+			for range 2 {
+				fasthttp.ReleaseResponse(get(t, c, "GET", tt.uri, tt.headers...))
+			}
+			resp := get(t, c, "GET", tt.uri, tt.headers...)
+			defer fasthttp.ReleaseResponse(resp)
+			if got := count(app, "echo") - before; got != 3 {
+				t.Errorf("%d of 3 requests reached the app: an answer was stored", got)
+			}
+			if got := string(resp.Header.Peek("Cache-Status")); got != tt.status {
+				t.Errorf("Cache-Status %q, want %q", got, tt.status)
+			}
+		})
+	}
+
+	t.Run("X-Forwarded-Host poisoning", func(t *testing.T) {
+		// The attacker's header must not reach the app on a cache route,
+		// so the stored answer cannot carry it to the next client.
+		evil := get(t, c, "GET", "/__origin/echo?v=poison", "X-Forwarded-Host", "evil.example")
+		fasthttp.ReleaseResponse(evil)
+		resp := get(t, c, "GET", "/__origin/echo?v=poison")
+		defer fasthttp.ReleaseResponse(resp)
+		if string(resp.Header.Peek("X-Cache")) != "HIT" {
+			t.Errorf("the clean request was not a hit (X-Cache %q): the test proves nothing", resp.Header.Peek("X-Cache"))
+		}
+		if bytes.Contains(resp.Header.Header(), []byte("evil.example")) {
+			t.Errorf("poisoned answer served:\n%s", resp.Header.Header())
+		}
+	})
+}
+
+// TestStaleIfError: with the app down, a stale copy inside its window is
+// answered and marked; past the window, a JSON 502.
+func TestStaleIfError(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	cfg := cacheConfig(t, originAddr, "")
+	cfg.Routes[4].Cache.TTL = 100 * time.Millisecond
+	cfg.Routes[4].Cache.StaleIfError = 500 * time.Millisecond
+	_, addr, _ := startProxy(t, cfg)
+	c := rawClient(addr)
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/__origin/echo?v=sie"))
+	app.Close() // the app is down: connections are refused
+
+	time.Sleep(150 * time.Millisecond) // stale now, inside stale_if_error
+	resp := get(t, c, "GET", "/__origin/echo?v=sie")
+	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Header.Peek("Cache-Status")), "detail=stale-if-error") ||
+		string(resp.Header.Peek("X-Cache")) != "STALE" {
+		t.Errorf("inside the window: %d %q %q", resp.StatusCode(), resp.Header.Peek("Cache-Status"), resp.Header.Peek("X-Cache"))
+	}
+	fasthttp.ReleaseResponse(resp)
+
+	time.Sleep(500 * time.Millisecond) // past the window
+	resp = get(t, c, "GET", "/__origin/echo?v=sie")
+	defer fasthttp.ReleaseResponse(resp)
+	errorBody(t, resp, 502, codeUpstreamUnreachable)
+}
+
+// TestStaleWhileRevalidate: fifty clients on an expired key inside the
+// window are all answered at once from the stale copy, and the app sees
+// exactly one refresh.
+func TestStaleWhileRevalidate(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	cfg := cacheConfig(t, originAddr, "")
+	cfg.Routes[0].Cache.TTL = time.Second
+	_, addr, _ := startProxy(t, cfg)
+	c := rawClient(addr)
+	c.MaxConns = 100
+	const uri = "/api/vultr/postgres/products?category=coats"
+	fasthttp.ReleaseResponse(get(t, c, "GET", uri))
+	time.Sleep(1100 * time.Millisecond) // expired, inside stale_while_revalidate (30s)
+	app.SetLatency("products", 300*time.Millisecond)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slow, notStale int
+	start := make(chan struct{})
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			t0 := time.Now()
+			resp := get(t, c, "GET", uri)
+			d := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			if d > 150*time.Millisecond {
+				slow++
+			}
+			if string(resp.Header.Peek("X-Cache")) != "STALE" {
+				notStale++
+			}
+			fasthttp.ReleaseResponse(resp)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if slow > 0 || notStale > 0 {
+		t.Errorf("%d waited on the refresh, %d not answered stale; want 0 and 0", slow, notStale)
+	}
+	time.Sleep(400 * time.Millisecond) // the refresh (300ms) lands; its copy is fresh for 1s
+	if got := count(app, "products"); got != 2 {
+		t.Errorf("the app saw %d requests; want 2 (the fill and exactly one refresh)", got)
+	}
+	resp := get(t, c, "GET", uri)
+	defer fasthttp.ReleaseResponse(resp)
+	if string(resp.Header.Peek("X-Cache")) != "HIT" {
+		t.Errorf("after the refresh: X-Cache %q, want HIT", resp.Header.Peek("X-Cache"))
+	}
+}
+
+// TestPurge drops entries by tag, by URL and by prefix through the admin
+// endpoint, and refuses a request without the token.
+func TestPurge(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	cfg := cacheConfig(t, originAddr, "")
+	cfg.Admin.Token = "s3cret"
+	_, addr, admin := startProxy(t, cfg)
+	c, ac := rawClient(addr), rawClient(admin)
+	const products = "/api/vultr/postgres/products?category=hats"
+	warm := func() {
+		fasthttp.ReleaseResponse(get(t, c, "GET", products))
+	}
+	purge := func(body string, token string) int {
+		resp := get(t, ac, "POST", "/purge", "Authorization", "Bearer "+token, "body", body)
+		defer fasthttp.ReleaseResponse(resp)
+		return resp.StatusCode()
+	}
+	warm()
+	if s := purge(`{"tag":"products"}`, "wrong"); s != 401 {
+		t.Errorf("purge with a wrong token: %d, want 401", s)
+	}
+	for _, body := range []string{`{"tag":"products"}`, `{"url":"` + products + `&id=9"}`, `{"prefix":"/api/vultr/postgres/"}`} {
+		before := count(app, "products")
+		warm() // still cached
+		if count(app, "products") != before {
+			t.Fatalf("not cached before purge %s", body)
+		}
+		if s := purge(body, "s3cret"); s != 200 {
+			t.Fatalf("purge %s: %d", body, s)
+		}
+		warm()
+		if got := count(app, "products") - before; got != 1 {
+			t.Errorf("purge %s: %d upstream requests after it, want 1", body, got)
+		}
+	}
+	if s := purge(`{"tag":"a","prefix":"/b"}`, "s3cret"); s != 400 {
+		t.Errorf("purge naming two things: %d, want 400", s)
+	}
+}

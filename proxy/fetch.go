@@ -1,0 +1,254 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/cachelayer"
+	"github.com/style-shepherd/sheepdog/upstream"
+)
+
+// unkeyed request headers that could change the app's answer without
+// being part of the key: forwarding them on a cache route is how a shared
+// cache gets poisoned, so they are dropped. Conditional and range headers
+// go too: the cache stores whole answers.
+var unkeyed = [][]byte{
+	[]byte("X-Forwarded-Host"),
+	[]byte("X-Forwarded-Server"),
+	[]byte("X-Original-Url"),
+	[]byte("X-Rewrite-Url"),
+	[]byte("X-Http-Method-Override"),
+	[]byte("X-Http-Method"),
+	[]byte("X-Method-Override"),
+	[]byte("Forwarded"),
+	[]byte("If-None-Match"),
+	[]byte("If-Modified-Since"),
+	[]byte("If-Match"),
+	[]byte("If-Unmodified-Since"),
+	[]byte("If-Range"),
+	[]byte("Range"),
+}
+
+var (
+	hdrAcceptEncoding = []byte("Accept-Encoding")
+	hdrAuthorization  = []byte("Authorization")
+	hdrCookie         = []byte("Cookie")
+	hdrOrigin         = []byte("Origin")
+	gzipToken         = []byte("gzip")
+)
+
+// normaliseAcceptEncoding reduces the client's Accept-Encoding to what the
+// cache stores: gzip, or nothing. Both the key and the upstream request
+// see the normalised value, so one variant serves every gzip client.
+func normaliseAcceptEncoding(h *fasthttp.RequestHeader) {
+	ae := h.PeekBytes(hdrAcceptEncoding)
+	if len(ae) == 0 {
+		return
+	}
+	if acceptsGzip(ae) {
+		if !bytes.Equal(ae, gzipToken) {
+			h.SetBytesKV(hdrAcceptEncoding, gzipToken)
+		}
+		return
+	}
+	h.DelBytes(hdrAcceptEncoding)
+}
+
+// acceptsGzip reads an Accept-Encoding value: gzip (or *) listed with a
+// q above 0.
+func acceptsGzip(ae []byte) bool {
+	for len(ae) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(ae, ','); i >= 0 {
+			item, ae = ae[:i], ae[i+1:]
+		} else {
+			item, ae = ae, nil
+		}
+		coding, params, _ := bytes.Cut(item, []byte(";"))
+		coding = bytes.TrimSpace(coding)
+		if !bytes.EqualFold(coding, gzipToken) && string(coding) != "*" {
+			continue
+		}
+		if q, ok := bytes.CutPrefix(bytes.TrimSpace(params), []byte("q=")); ok {
+			if v, err := strconv.ParseFloat(string(q), 64); err == nil && v == 0 {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// cacheRequest builds the upstream request of a cache route: a GET (HEAD
+// is fetched as GET, so the answer can be stored), unkeyed headers gone,
+// and only the cookies the key names.
+func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	ctx.Request.Header.CopyTo(&req.Header)
+	prepareRequest(ctx, &req.Header)
+	if bytes.Equal(req.Header.Method(), methodHead) {
+		req.Header.SetMethodBytes(methodGet)
+	}
+	for _, h := range unkeyed {
+		req.Header.DelBytes(h)
+	}
+	if len(req.Header.PeekBytes(hdrCookie)) > 0 {
+		req.Header.DelAllCookies()
+		for _, name := range cr.cookieNames {
+			if v := ctx.Request.Header.Cookie(name); v != nil {
+				req.Header.SetCookieBytesKV([]byte(name), v)
+			}
+		}
+	}
+	if body := ctx.Request.Body(); len(body) > 0 {
+		req.SetBody(body)
+	}
+	return req
+}
+
+// fetched is the outcome of one upstream fetch for a cache route, shared
+// by the flight's leader and its waiters.
+type fetched struct {
+	entry     *cachelayer.Entry // the answer; nil when err is set or the body was too large
+	err       error             // the upstream failed (no answer)
+	stored    bool              // entry went into the cache
+	shareable bool              // waiters may be given entry
+	fromCache bool              // found by the second look inside the flight
+}
+
+// maxEntryBody bounds an answer the cache reads whole; a larger one is
+// passed through, not stored.
+const maxEntryBody = 8 << 20
+
+// fetch asks the upstream for one cache route's answer and stores it when
+// it may be. It runs inside the flight, on the flight's context, and owns
+// req.
+func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, key cachelayer.Key, tags []string, versions []uint64, path string) *fetched {
+	defer fasthttp.ReleaseRequest(req)
+	cr := rt.cache
+
+	// Look again inside the flight: a fill may have landed between this
+	// request's lookup and the flight's start (another flight that just
+	// ended), and fetching again would break "one fetch per key".
+	if e, _, _ := p.cache.Lookup(fctx, key, tags, nil); e != nil && !e.IsStub() && e.Fresh(time.Now().UnixNano()) {
+		return &fetched{entry: e, shareable: true, fromCache: true}
+	}
+
+	start := time.Now()
+	resp := fasthttp.AcquireResponse()
+	if err := p.upstream.Do(req, resp); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return &fetched{err: err}
+	}
+	rt.fetchTime.Store(int64(time.Since(start)))
+
+	now := start.UnixNano()
+	e := &cachelayer.Entry{Status: resp.StatusCode(), Stored: now, Path: path}
+	e.Header = keptHeaders(&resp.Header)
+	cc := parseCacheControl(resp.Header.Peek("Cache-Control"))
+	varyAll, vary := parseVary(resp.Header.PeekAll("Vary"))
+	hasCookie := len(resp.Header.PeekAll("Set-Cookie")) > 0
+	body, ok := readWhole(resp) // releases resp
+	if !ok {
+		return &fetched{} // too large: everyone passes through
+	}
+	e.Body = body
+
+	f := &fetched{entry: e, shareable: !cc.private && !hasCookie && !varyAll && varyWithin(vary)}
+	fresh := cc.freshFor(cr.ttl)
+	storable := cr.statuses[e.Status] && !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll && fresh > 0
+	if !storable {
+		return f
+	}
+	e.FreshUntil = now + int64(fresh)
+	e.SWRUntil = e.FreshUntil + int64(cr.swr)
+	e.SIEUntil = e.FreshUntil + int64(cr.sie)
+	e.Tags, e.TagVersions = tags, versions
+	if len(vary) > 0 {
+		// The primary key holds a stub naming the Vary headers; the
+		// answer lives under the variant key of this request's values.
+		e.Vary, e.Variant = vary, true
+		stub := &cachelayer.Entry{Stored: e.Stored, FreshUntil: e.FreshUntil, SWRUntil: e.SWRUntil, SIEUntil: e.SIEUntil,
+			Tags: tags, TagVersions: versions, Path: path, Vary: vary}
+		p.cache.Store(key, stub)
+		kb := cachelayer.AcquireKeyBuilder()
+		primary := key
+		key = variantKey(kb, &primary, vary, &req.Header)
+		cachelayer.ReleaseKeyBuilder(kb)
+	}
+	p.cache.Store(key, e)
+	f.stored = true
+	return f
+}
+
+// readWhole reads an upstream body into memory, up to maxEntryBody, and
+// releases resp. false means the body was longer; its connection has been
+// dropped.
+func readWhole(resp *fasthttp.Response) ([]byte, bool) {
+	if !upstream.Streamed(resp) {
+		b := append([]byte(nil), resp.Body()...)
+		fasthttp.ReleaseResponse(resp)
+		return b, true
+	}
+	body := upstream.NewBody(resp) // owns and releases resp
+	b, err := io.ReadAll(io.LimitReader(body, maxEntryBody+1))
+	if err != nil || len(b) > maxEntryBody {
+		body.CloseWithError(errBodyTooLarge) //nolint:errcheck // only releases
+		return nil, false
+	}
+	body.CloseWithError(nil) //nolint:errcheck
+	return b, true
+}
+
+// keptHeaders copies the response headers an entry keeps: all but the
+// hop-by-hop ones and those fasthttp writes itself.
+func keptHeaders(h *fasthttp.ResponseHeader) []cachelayer.HeaderField {
+	stripHopByHop(h)
+	h.SetNoDefaultContentType(true) // All would invent one otherwise
+	var out []cachelayer.HeaderField
+	for k, v := range h.All() {
+		switch string(k) {
+		case "Content-Length", "Date", "Age", "Transfer-Encoding", "Connection", "Set-Cookie":
+			continue
+		}
+		out = append(out, cachelayer.HeaderField{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
+	}
+	return out
+}
+
+// parseVary lists the Vary header names, lower-cased and sorted; all is
+// true for "Vary: *", which is never stored.
+func parseVary(values [][]byte) (all bool, names []string) {
+	for _, v := range values {
+		for _, name := range bytes.Split(v, []byte(",")) {
+			name = bytes.TrimSpace(name)
+			switch {
+			case len(name) == 0:
+			case bytes.Equal(name, []byte("*")):
+				return true, nil
+			default:
+				names = append(names, string(bytes.ToLower(name)))
+			}
+		}
+	}
+	slices.Sort(names)
+	return false, slices.Compact(names)
+}
+
+// varyWithin reports whether every Vary header is one the flight key
+// already holds (Accept-Encoding, Origin): only then may waiters be handed
+// the leader's answer.
+func varyWithin(vary []string) bool {
+	for _, name := range vary {
+		if name != "accept-encoding" && name != "origin" {
+			return false
+		}
+	}
+	return true
+}

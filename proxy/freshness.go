@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+)
+
+// cacheControl is what Sheepdog reads of an upstream Cache-Control header.
+type cacheControl struct {
+	noStore, private, noCache bool
+	maxAge, sMaxAge           time.Duration // -1 when absent
+}
+
+func parseCacheControl(v []byte) cacheControl {
+	cc := cacheControl{maxAge: -1, sMaxAge: -1}
+	for len(v) > 0 {
+		var d []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			d, v = v[:i], v[i+1:]
+		} else {
+			d, v = v, nil
+		}
+		d = bytes.TrimSpace(d)
+		name, arg, _ := bytes.Cut(d, []byte("="))
+		switch string(bytes.ToLower(bytes.TrimSpace(name))) {
+		case "no-store":
+			cc.noStore = true
+		case "private":
+			cc.private = true
+		case "no-cache":
+			cc.noCache = true
+		case "max-age":
+			cc.maxAge = parseSeconds(arg)
+		case "s-maxage":
+			cc.sMaxAge = parseSeconds(arg)
+		}
+	}
+	return cc
+}
+
+// parseSeconds reads a delta-seconds argument; a malformed one counts as 0
+// (stale), as RFC 9111 §1.2.2 asks.
+func parseSeconds(arg []byte) time.Duration {
+	n, err := strconv.ParseInt(string(bytes.Trim(bytes.TrimSpace(arg), `"`)), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// freshFor is how long an answer stays fresh: the route's ttl, capped by
+// the upstream's s-maxage (a shared cache's own) or else max-age.
+func (cc cacheControl) freshFor(ttl time.Duration) time.Duration {
+	switch {
+	case cc.sMaxAge >= 0:
+		return min(ttl, cc.sMaxAge)
+	case cc.maxAge >= 0:
+		return min(ttl, cc.maxAge)
+	}
+	return ttl
+}
+
+// refreshEarly decides, on a fresh hit, whether to refresh the entry in
+// the background before it expires (XFetch, Vattani et al., VLDB 2015):
+// the chance rises as expiry nears, scaled by how long a fetch takes, so a
+// hot key is refreshed just in time and never expires under load.
+func refreshEarly(remaining, fetchTime time.Duration) bool {
+	if fetchTime <= 0 || remaining > 20*fetchTime { // e^-20: not worth a draw
+		return false
+	}
+	return float64(remaining) < -float64(fetchTime)*math.Log(1-rand.Float64())
+}
