@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -76,6 +77,27 @@ func comm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
+// expectNoGoroutines fails unless, within 2s, no goroutine is left
+// running the bench's code, other than the tests'.
+func expectNoGoroutines(t *testing.T) {
+	t.Helper()
+	var left []string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		left = nil
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "/bench/") && !strings.Contains(g, "testing.tRunner") && !strings.Contains(g, "testing.(*M)") {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+	}
+	t.Errorf("goroutines left behind:\n%s", strings.Join(left, "\n\n"))
+}
+
 // TestQuickSmoke is the smoke test CI runs: the -quick path end to end,
 // Sheepdog built from this module and run as a child. It fails on
 // errors, never on speed. nginx and Varnish are not needed.
@@ -91,6 +113,7 @@ func TestQuickSmoke(t *testing.T) {
 		t.Fatalf("exit %d\nstderr:\n%s\nstdout:\n%s", code, &stderr, &stdout)
 	}
 	expectNoChildren(t)
+	expectNoGoroutines(t)
 
 	rep := readReport(t, jsonPath)
 	for _, sc := range scenario.Names() {
@@ -128,6 +151,20 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	if !bytes.Contains(html, []byte("<svg")) || !bytes.Contains(html, []byte("</html>")) {
 		t.Error("the HTML report has no chart")
+	}
+}
+
+// TestErrorsMakeTheRunFail: requests that get no answer fail the run,
+// whatever the speed; the table still shows them.
+func TestErrorsMakeTheRunFail(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"-targets", "origin", "-scenarios", "herd", "-herd", "3",
+		"-route-latency", "products=400ms", "-timeout", "100ms"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != exitFailed {
+		t.Fatalf("exit %d, want %d\n%s", code, exitFailed, &stderr)
+	}
+	if !strings.Contains(stderr.String(), "herd/origin: timeout=3") || !strings.Contains(stdout.String(), "timeout=3") {
+		t.Errorf("the timeouts are not named:\nstderr:\n%s\nstdout:\n%s", &stderr, &stdout)
 	}
 }
 

@@ -251,6 +251,7 @@ func adminStats(ctx context.Context, admin string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	req.Close = true // read twice a row: no connection kept between
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

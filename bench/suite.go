@@ -272,6 +272,9 @@ func (s *suite) row(ctx context.Context, sc *scenario.Scenario, t *target) (repo
 	if outage != nil {
 		s.report.Note("%s", outage.timeline(res))
 	}
+	if note := unexpectedAnswers(label, res); note != "" {
+		s.report.Note("%s", note)
+	}
 	s.out.logf("%s: %d served in %.1fs (%.0f/s), p50 %s, p99 %s, upstream %d, errors %s",
 		label, row.Served, row.Seconds, row.Throughput, report.Millis(row.Latency.P50),
 		report.Millis(row.Latency.P99), *row.Upstream, problems(row))
@@ -346,6 +349,27 @@ func problems(row report.Row) string {
 		return "-"
 	}
 	return strings.Join(parts, " ")
+}
+
+// unexpectedAnswers names the answers other than 2xx in a row, by kind
+// of request, since the table's errors column counts only requests that
+// got no answer: "write-burst · sheepdog: answers other than 2xx:
+// create-order 5xx=3, store-memory 5xx=4". Every request a scenario sends
+// is one the app accepts, so any such answer is worth a look.
+func unexpectedAnswers(label string, res *load.Result) string {
+	var parts []string
+	for _, k := range res.Kinds {
+		for class, n := range k.Status.ByClass() {
+			if class != "2xx" {
+				parts = append(parts, fmt.Sprintf("%s %s=%d", k.Kind, class, n))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	slices.Sort(parts)
+	return label + ": answers other than 2xx: " + strings.Join(parts, ", ")
 }
 
 // failures names every row with failed requests or non-2xx answers, such

@@ -55,6 +55,7 @@ func Discover(ctx context.Context, base string, users int) (*Seed, error) {
 		return nil, errors.New("discover: need at least one user")
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
 	var rows []struct {
 		ID       string `json:"id"`
 		Price    string `json:"price"`
