@@ -17,7 +17,7 @@ func newReplica(t testing.TB, addr, prefix string, l1Bytes int64) *Cache {
 	t.Helper()
 	c, err := New(configs.Cache{
 		L1: configs.L1{MaxBytes: configs.ByteSize(l1Bytes)},
-		L2: configs.L2{Addrs: []string{addr}, KeyPrefix: prefix, Timeout: 50 * time.Millisecond},
+		L2: configs.L2{Addrs: []string{addr}, KeyPrefix: prefix, Timeout: testL2Timeout},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
