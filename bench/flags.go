@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "bound on each request")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the requests' randomness")
 	fs.DurationVar(&o.originLatency, "origin-latency", defaultLatency, "latency the simulated app adds to every request")
-	fs.Var(&o.routeLatency, "route-latency", "per-route latency of the simulated app, e.g. products=20ms,profile.get=5ms (default "+defaultRouteLags+")")
+	fs.Var(&o.routeLatency, "route-latency", "per-route latency of the simulated app, in its route names, e.g. products=20ms,profile.get=5ms")
 	fs.IntVar(&o.originWorkers, "origin-workers", 0, "requests the simulated app serves at once, the rest queue (0: no limit)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.htmlPath, "html", "", "also write the report as a self-contained HTML page to this file")
@@ -208,7 +208,7 @@ Runs Style Shepherd's traffic against the simulated app straight (the
 own process, and, with -compare, through nginx and Varnish. All load goes to
 127.0.0.1; every row is bounded by -duration and -requests. Prints a table;
 -json and -html save the report. Exits 1 when a request failed or got an
-answer other than 2xx.
+answer other than 2xx (never because of speed), 130 when interrupted.
 
 Scenarios:
 `)

@@ -184,7 +184,7 @@ func TestOpenLoopShowsQueueing(t *testing.T) {
 		want     string
 		dropped  bool
 	}{
-		{"a quarter of capacity", "50", func(ms float64) bool { return ms < 8*msOf(service) }, "< 40ms", false},
+		{"a quarter of capacity", "50", func(ms float64) bool { return ms < 10*msOf(service) }, "< 50ms", false},
 		{"twice capacity", "400", func(ms float64) bool { return ms > 13*msOf(service) }, "> 65ms", true},
 	}
 	var p99s []float64

@@ -205,6 +205,7 @@ func (s *suite) startCache(ctx context.Context, name string) error {
 	}
 	s.children = append(s.children, p)
 	s.targets = append(s.targets, &target{name: name, addr: listen, cache: true})
+	s.report.Note("%s", c.Caveat)
 	return nil
 }
 

@@ -31,6 +31,8 @@ type Cache struct {
 	Name string
 	// Binary is the program looked up on PATH.
 	Binary string
+	// Caveat is what a reader of its rows should know, for the report.
+	Caveat string
 	// command writes the cache's config under s.Dir and says how to run it.
 	command func(bin string, s Setup) (Command, error)
 }
@@ -38,8 +40,10 @@ type Cache struct {
 // Caches lists the caches -compare knows, in report order.
 func Caches() []Cache {
 	return []Cache{
-		{Name: "nginx", Binary: "nginx", command: nginxCommand},
-		{Name: "varnish", Binary: "varnishd", command: varnishCommand},
+		{Name: "nginx", Binary: "nginx", command: nginxCommand,
+			Caveat: "nginx: proxy_cache with proxy_cache_lock; requests waiting on a cold key poll for it every 500ms"},
+		{Name: "varnish", Binary: "varnishd", command: varnishCommand,
+			Caveat: "varnish: malloc storage; POST search-memory passes to the origin, since core VCL cannot key on a body"},
 	}
 }
 

@@ -44,6 +44,9 @@ func TestConfigsNameTheirSetup(t *testing.T) {
 			if !ok {
 				t.Fatalf("Lookup(%q) found nothing", tt.cache)
 			}
+			if !strings.HasPrefix(c.Caveat, tt.cache+": ") {
+				t.Errorf("caveat %q does not name %s", c.Caveat, tt.cache)
+			}
 			cmd, err := c.command("/usr/sbin/"+c.Binary, setup)
 			if err != nil {
 				t.Fatal(err)
