@@ -159,14 +159,22 @@ func (c *Cache) VersionsFor(tags []string, dst []uint64) []uint64 {
 	return c.versions.appendTo(dst, tags)
 }
 
-// Store puts e in L1 now and queues it for L2. An entry already voided
-// (a tag moved on while it was fetched, or a ban landed) is not stored.
+// Store puts e in L1 and queues it for L2. An entry already voided (a tag
+// moved on while it was fetched, or a ban landed) is not stored.
+//
+// ristretto admits new keys asynchronously; Store waits for that, so the
+// next Lookup of k finds e. The caller is the fetch that ends a coalesced
+// miss: without the wait, a request arriving between the end of that
+// flight and the admission would miss again and fetch the key a second
+// time.
 func (c *Cache) Store(k Key, e *Entry) {
 	if !c.usable(e, time.Now().UnixNano()) {
 		c.stats.refused.Add(1)
 		return
 	}
-	c.l1.Set(k, e)
+	if c.l1.Set(k, e) {
+		c.l1.Wait()
+	}
 	if c.l2 != nil {
 		c.l2.Set(k, e)
 	}

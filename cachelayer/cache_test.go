@@ -265,3 +265,16 @@ func TestCacheFlushUnderLoad(t *testing.T) {
 		t.Fatalf("L1Flushes = %d, want 21", got)
 	}
 }
+
+// TestStoreVisibleAtOnce: a Lookup right after Store finds the entry, with
+// no wait in between, so a coalesced miss ends with its answer in L1.
+func TestStoreVisibleAtOnce(t *testing.T) {
+	c := newL1Cache(t)
+	for i := range 200 {
+		k := Key{byte(i), byte(i >> 8), 7}
+		c.Store(k, fetched("/p", time.Now().UnixNano(), time.Minute, nil, nil))
+		if e, tier, _ := c.Lookup(context.Background(), k, nil, nil); e == nil || tier != TierL1 {
+			t.Fatalf("store %d: Lookup right after Store found %v in %v", i, e, tier)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package cachelayer
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // HeaderField is one response header kept with an entry. A header with
 // several values is kept as several fields with the same name, in order.
@@ -45,7 +48,20 @@ type Entry struct {
 	// only tells the caller which request headers to add to the key, and
 	// where to look again.
 	Variant bool
+
+	// rendered is what the proxy prepared from the entry for writing
+	// answers (a ready-made response header), built once on first use
+	// and shared by every reader. It is not encoded.
+	rendered atomic.Value
 }
+
+// Rendered returns what SetRendered kept with the entry, or nil.
+func (e *Entry) Rendered() any { return e.rendered.Load() }
+
+// SetRendered keeps v with the entry for every later reader; the first
+// call wins, so readers racing to prepare the same entry agree. v must
+// never be changed afterwards.
+func (e *Entry) SetRendered(v any) { e.rendered.CompareAndSwap(nil, v) }
 
 // entryOverhead approximates the memory an entry costs beyond its bytes:
 // the Entry struct, ristretto's item and map slot, and the L1 key.

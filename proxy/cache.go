@@ -129,7 +129,7 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	}
 	cachelayer.ReleaseKeyBuilder(kb)
 
-	now := time.Now().UnixNano()
+	now := ctx.Time().UnixNano() // taken by fasthttp as the request arrived
 	var stale *cachelayer.Entry
 	if e != nil {
 		switch {
@@ -257,11 +257,8 @@ func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key,
 func writeEntry(ctx *fasthttp.RequestCtx, e *cachelayer.Entry, now int64, o outcome, fwdStatus int) {
 	resp := &ctx.Response
 	resp.Reset()
-	resp.Header.SetNoDefaultContentType(true)
-	resp.SetStatusCode(e.Status)
-	for i := range e.Header {
-		resp.Header.AddBytesKV(e.Header[i].Name, e.Header[i].Value)
-	}
+	renderedHeader(e).CopyTo(&resp.Header)
+	resp.Header.SetNoDefaultContentType(true) // CopyTo resets it
 	ttl := (e.FreshUntil - now) / int64(time.Second)
 	if e.FreshUntil-now < 0 && ttl == 0 {
 		ttl = -1 // stale, if by less than a second
@@ -274,4 +271,22 @@ func writeEntry(ctx *fasthttp.RequestCtx, e *cachelayer.Entry, now int64, o outc
 	if len(e.Body) > 0 {
 		resp.SetBodyRaw(e.Body)
 	}
+}
+
+// renderedHeader is the entry's status and headers as a fasthttp header,
+// built once per entry and kept with it: copying a ready header on every
+// hit is several times cheaper than adding each field, which fasthttp
+// normalises and validates anew.
+func renderedHeader(e *cachelayer.Entry) *fasthttp.ResponseHeader {
+	if h, ok := e.Rendered().(*fasthttp.ResponseHeader); ok {
+		return h
+	}
+	h := new(fasthttp.ResponseHeader)
+	h.SetNoDefaultContentType(true)
+	h.SetStatusCode(e.Status)
+	for i := range e.Header {
+		h.AddBytesKV(e.Header[i].Name, e.Header[i].Value)
+	}
+	e.SetRendered(h)
+	return e.Rendered().(*fasthttp.ResponseHeader) // the first to prepare it wins
 }
