@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/cachelayer"
 	"github.com/style-shepherd/sheepdog/configs"
 	"github.com/style-shepherd/sheepdog/proxy"
 )
@@ -44,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	cachelayer.RouteRedisLogs(log)
 	switch {
 	case *showVersion:
 		fmt.Fprintf(stdout, "sheepdog %s (%s)\n", version, runtime.Version())
