@@ -48,7 +48,10 @@ type L2 struct {
 	health  l2Health
 
 	queue     chan l2Write  // entries for the writer; never closed
+	lookups   chan *pendingLookup
 	stop      chan struct{} // closed by Close
+	// lookupsDone counts the lookup workers still running.
+	lookupsDone sync.WaitGroup
 	done      chan struct{} // closed when the writer has returned
 	closeOnce sync.Once
 }
@@ -64,8 +67,9 @@ type L2Stats struct {
 	Hits, Misses uint64
 	// Corrupt counts values that did not decode: each is also a miss.
 	Corrupt uint64
-	// Errors counts calls that failed; Skipped, calls the open breaker
-	// refused without touching the network.
+	// Errors counts round trips that failed (lookups share one);
+	// Skipped, calls refused without touching the network: the breaker
+	// was open, or more lookups waited than the queue holds.
 	Errors, Skipped uint64
 	// WritesQueued counts entries handed to the writer; WritesDropped,
 	// those refused because its queue was full or L2 was closing;
@@ -115,10 +119,15 @@ func NewL2(cfg configs.L2) (*L2, error) {
 		bansKey: cfg.KeyPrefix + "bans",
 		breaker: breaker{now: time.Now},
 		queue:   make(chan l2Write, writeQueueSize),
+		lookups: make(chan *pendingLookup, lookupQueueSize),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	go l.runWriter()
+	l.lookupsDone.Add(lookupWorkers)
+	for range lookupWorkers {
+		go l.runLookups()
+	}
 	return l, nil
 }
 
@@ -167,16 +176,20 @@ func (l *L2) observe(start time.Time, err error) {
 // bumped; on an error, versions comes back as given. The entry is nil on
 // a miss, including a value that does not decode (counted as Corrupt).
 func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (*Entry, []uint64, error) {
-	var value string
-	var found bool
-	given := len(versions)
-	err := l.do(ctx, func(ctx context.Context) error {
-		var err error
-		value, found, versions, err = l.lookup(ctx, k, tags, versions)
-		return err
-	})
+	if !l.breaker.allow() {
+		l.stats.skipped.Add(1)
+		return nil, versions, fmt.Errorf("l2 get: %w", ErrL2Unavailable)
+	}
+	p, err := l.queueLookup(k, tags)
 	if err != nil {
-		return nil, versions[:given], fmt.Errorf("l2 get: %w", err)
+		if errors.Is(err, errLookupQueueFull) {
+			l.stats.skipped.Add(1)
+		} // a timed-out wait is counted by its round trip
+		return nil, versions, fmt.Errorf("l2 get: %w", err)
+	}
+	value, found, versions, err := lookupResult(p, versions)
+	if err != nil { // counted once per round trip, by sendLookups
+		return nil, versions, fmt.Errorf("l2 get: %w", err)
 	}
 	if !found {
 		l.stats.misses.Add(1)
@@ -194,30 +207,24 @@ func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (
 	return e, versions, nil
 }
 
-func (l *L2) lookup(ctx context.Context, k Key, tags []string, versions []uint64) (string, bool, []uint64, error) {
-	pipe := l.client.Pipeline()
-	get := pipe.Get(ctx, l.entryKey(k))
-	tagCmds := l.queueVersionReads(ctx, pipe, tags)
-	_, _ = pipe.Exec(ctx) // each command's own error is read below
-	value, err := get.Result()
+// lookupResult reads a finished lookup's commands: the entry's value and
+// whether it was there, and the tags' versions appended to versions.
+func lookupResult(p *pendingLookup, versions []uint64) (string, bool, []uint64, error) {
+	value, err := p.get.Result()
 	found := err == nil
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", false, versions, err
 	}
-	versions, err = readVersions(tagCmds, versions)
+	versions, err = readVersions(p.tagCmds, versions)
 	return value, found, versions, err
 }
 
-// queueVersionReads adds the reads of tags' versions to pipe: one MGET,
+// queueVersionReads adds the reads of tag versions (their keys) to pipe: one MGET,
 // or on a cluster one GET per tag, since the tags' keys live in
 // different slots and go-redis routes each GET of a pipeline to its node.
-func (l *L2) queueVersionReads(ctx context.Context, pipe redis.Pipeliner, tags []string) []redis.Cmder {
-	if len(tags) == 0 {
+func (l *L2) queueVersionReads(ctx context.Context, pipe redis.Pipeliner, keys []string) []redis.Cmder {
+	if len(keys) == 0 {
 		return nil
-	}
-	keys := make([]string, len(tags))
-	for i, tag := range tags {
-		keys[i] = l.tagKey(tag)
 	}
 	if !l.cluster {
 		return []redis.Cmder{pipe.MGet(ctx, keys...)}
@@ -325,6 +332,7 @@ func (l *L2) Close() {
 	l.closeOnce.Do(func() {
 		close(l.stop)
 		<-l.done
+		l.lookupsDone.Wait()
 		l.health.closed.Store(true)
 		_ = l.client.Close()
 	})

@@ -135,6 +135,9 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		switch {
 		case e.Fresh(now):
 			rt.stats.hit(tier)
+			if tier == cachelayer.TierL1 {
+				render(e)
+			}
 			writeEntry(ctx, e, now, outHit, 0)
 			if refreshEarly(time.Duration(e.FreshUntil-now), time.Duration(rt.fetchTime.Load())) {
 				p.refresh(ctx, rt, key, scratch)
@@ -257,8 +260,12 @@ func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key,
 func writeEntry(ctx *fasthttp.RequestCtx, e *cachelayer.Entry, now int64, o outcome, fwdStatus int) {
 	resp := &ctx.Response
 	resp.Reset()
-	renderedHeader(e).CopyTo(&resp.Header)
-	resp.Header.SetNoDefaultContentType(true) // CopyTo resets it
+	if h, ok := e.Rendered().(*fasthttp.ResponseHeader); ok {
+		h.CopyTo(&resp.Header)
+		resp.Header.SetNoDefaultContentType(true) // CopyTo resets it
+	} else {
+		appendHeader(&resp.Header, e)
+	}
 	ttl := (e.FreshUntil - now) / int64(time.Second)
 	if e.FreshUntil-now < 0 && ttl == 0 {
 		ttl = -1 // stale, if by less than a second
@@ -273,20 +280,26 @@ func writeEntry(ctx *fasthttp.RequestCtx, e *cachelayer.Entry, now int64, o outc
 	}
 }
 
-// renderedHeader is the entry's status and headers as a fasthttp header,
-// built once per entry and kept with it: copying a ready header on every
-// hit is several times cheaper than adding each field, which fasthttp
-// normalises and validates anew.
-func renderedHeader(e *cachelayer.Entry) *fasthttp.ResponseHeader {
-	if h, ok := e.Rendered().(*fasthttp.ResponseHeader); ok {
-		return h
-	}
-	h := new(fasthttp.ResponseHeader)
+// appendHeader writes the entry's status and headers field by field, into
+// a pooled response whose buffers are already grown.
+func appendHeader(h *fasthttp.ResponseHeader, e *cachelayer.Entry) {
 	h.SetNoDefaultContentType(true)
 	h.SetStatusCode(e.Status)
 	for i := range e.Header {
 		h.AddBytesKV(e.Header[i].Name, e.Header[i].Value)
 	}
+}
+
+// render builds the entry's header once and keeps it with the entry, for
+// entries answered from L1: copying a ready header on every hit is several
+// times cheaper than adding each field, which fasthttp normalises and
+// validates anew. Entries fresh from L2 or the app are written field by
+// field; most are answered once before L1 has them.
+func render(e *cachelayer.Entry) {
+	if e.Rendered() != nil {
+		return
+	}
+	h := new(fasthttp.ResponseHeader)
+	appendHeader(h, e)
 	e.SetRendered(h)
-	return e.Rendered().(*fasthttp.ResponseHeader) // the first to prepare it wins
 }
