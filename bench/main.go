@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := newProgress(stderr)
 	s, err := newSuite(opts, out, command(args))
 	if err != nil {
-		fmt.Fprintln(stderr, "bench:", err)
+		out.logf("bench: %v", err)
 		return exitFailed
 	}
 	err = s.start(ctx)
@@ -70,9 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = closeErr
 	}
 
+	out.clear()
 	if len(s.report.Rows) > 0 {
 		if err := s.report.WriteTable(stdout); err != nil {
-			fmt.Fprintln(stderr, "bench:", err)
+			out.logf("bench: %v", err)
 		}
 		if saveErr := s.report.Save(opts.jsonPath, opts.htmlPath); saveErr != nil && err == nil {
 			err = saveErr
@@ -80,14 +81,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case interrupted:
-		fmt.Fprintln(stderr, "bench: interrupted; every process it started is stopped")
+		out.logf("bench: interrupted; every process it started is stopped")
 		return exitInterrupted
 	case err != nil:
-		fmt.Fprintln(stderr, "bench:", err)
+		out.logf("bench: %v", err)
 		return exitFailed
 	}
 	if failed := failures(s.report.Rows); len(failed) > 0 {
-		fmt.Fprintln(stderr, "bench: requests failed or got answers other than 2xx:\n  "+strings.Join(failed, "\n  "))
+		out.logf("bench: requests failed or got answers other than 2xx:\n  %s", strings.Join(failed, "\n  "))
 		return exitFailed
 	}
 	return exitOK

@@ -50,9 +50,21 @@ func (p *progress) update(label string, st load.Progress) {
 func (p *progress) logf(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.clearLocked()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// clear removes a live line from the screen, so that what is written next
+// (the table, on stdout) starts on a clean line.
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearLocked()
+}
+
+func (p *progress) clearLocked() {
 	if p.open {
 		fmt.Fprint(p.w, "\r\x1b[K")
 		p.open = false
 	}
-	fmt.Fprintf(p.w, format+"\n", args...)
 }

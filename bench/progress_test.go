@@ -32,6 +32,7 @@ func TestProgress(t *testing.T) {
 			p.update("browse · origin", st)
 			p.update("browse · origin", st)
 			p.logf("done")
+			p.clear() // nothing to clear after a message
 			if b.String() != tt.want {
 				t.Errorf("wrote %q, want %q", b.String(), tt.want)
 			}
