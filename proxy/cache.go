@@ -214,6 +214,7 @@ func (p *Proxy) answerFetched(ctx *fasthttp.RequestCtx, rt *route, f *fetched, l
 	case !leader:
 		o = outCollapsed
 		rt.stats.coalesced.Add(1)
+		render(f.entry) // a herd's waiters all write this one entry
 	case f.stored:
 		o = outMissStored
 	}
