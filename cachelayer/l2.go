@@ -47,13 +47,13 @@ type L2 struct {
 	stats   l2Counters
 	health  l2Health
 
-	queue     chan l2Write  // entries for the writer; never closed
-	lookups   chan *pendingLookup
-	stop      chan struct{} // closed by Close
+	queue   chan l2Write // entries for the writer; never closed
+	lookups chan *pendingLookup
+	stop    chan struct{} // closed by Close
 	// lookupsDone counts the lookup workers still running.
 	lookupsDone sync.WaitGroup
-	done      chan struct{} // closed when the writer has returned
-	closeOnce sync.Once
+	done        chan struct{} // closed when the writer has returned
+	closeOnce   sync.Once
 }
 
 // l2Counters are the L2's counters; L2Stats is their snapshot.
