@@ -1,0 +1,23 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// ErrUnavailable marks a batch that failed because its store could not be
+// reached or could not take writes (refused, reset, shut down, loading),
+// not because of what the batch held. The proxy answers such a batch's
+// callers 503, and splitting the batch would not help it.
+var ErrUnavailable = errors.New("store unavailable")
+
+// storeError wraps a batch error with what failed, marking it
+// ErrUnavailable unless it is the caller's own cancellation or deadline,
+// which the proxy maps on its own.
+func storeError(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
+}

@@ -1,0 +1,70 @@
+package upstream
+
+import "testing"
+
+// TestAppText: the text the app would store, as Node 18 computes it with
+// `typeof v === "string" ? v : JSON.stringify(v)` after JSON.parse.
+func TestAppText(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"string stored as its text", `"hello"`, `hello`},
+		{"string escapes decoded", `"say \"hi\"\n"`, "say \"hi\"\n"},
+		{"string unicode escapes", `"\u00e9\/\u2028"`, "é/\u2028"},
+		{"missing value", ``, ``},
+		{"object compacted", `{ "a" : 1.50, "b" : [ true , null ] }`, `{"a":1.5,"b":[true,null]}`},
+		{"integer-like keys first", `{"b":1,"a":2,"10":3,"2":4,"01":5}`, `{"2":4,"10":3,"b":1,"a":2,"01":5}`},
+		{"2^32-1 is not an index", `{"4294967295":1,"4294967294":2}`, `{"4294967294":2,"4294967295":1}`},
+		{"last duplicate wins in first place", `{"a":1,"b":2,"a":3}`, `{"a":3,"b":2}`},
+		{"only JSON.stringify's escapes", `["\u001f<>&"]`, `["\u001f<>&"]`},
+		{"integer float", `1.0`, `1`},
+		{"negative zero", `-0`, `0`},
+		{"exponent from 1e21", `1e21`, `1e+21`},
+		{"big integer rounded", `123456789012345678901`, `123456789012345680000`},
+		{"small decimal", `0.000001`, `0.000001`},
+		{"exponent below 1e-6", `1e-7`, `1e-7`},
+		{"overflow is null", `1e400`, `null`},
+		{"null", `null`, `null`},
+		{"false", ` false `, `false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := appText([]byte(tt.in))
+			if err != nil || got != tt.want {
+				t.Fatalf("appText(%s) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAppTextRefusesBadJSON(t *testing.T) {
+	for _, in := range []string{`{`, `[1,]`, `{"a"}`, `"unterminated`, `1 2`, `{"a":1}}`, `nul`, `]`} {
+		t.Run(in, func(t *testing.T) {
+			if got, err := appText([]byte(in)); err == nil {
+				t.Fatalf("appText(%s) = %q, want an error", in, got)
+			}
+		})
+	}
+}
+
+// FuzzAppText: no input panics, and the JSON text written for a value
+// other than a string is its own canonical form.
+func FuzzAppText(f *testing.F) {
+	for _, seed := range []string{`"a"`, `{"b":[1.0,{"2":null}],"a":"\u00e9"}`, `1e21`, `[`, `{"a":1,"a":2}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := appText(in)
+		if err != nil {
+			return
+		}
+		v, _ := parseNodeJSON(in)
+		if _, isString := v.(string); isString || len(in) == 0 {
+			return
+		}
+		again, err := appText([]byte(out))
+		if err != nil || again != out {
+			t.Fatalf("appText(%q) = %q, which gives %q, %v", in, out, again, err)
+		}
+	})
+}
