@@ -1,0 +1,199 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+)
+
+// maxBatchAnswer bounds the answer a batch endpoint may give: the app's own
+// body limit, far above 100 items' worth.
+const maxBatchAnswer = 10 << 20
+
+// HTTPResult is one item's part of a batch endpoint's answer.
+type HTTPResult struct {
+	// Status is the item's own verdict, as the endpoint answers 200 for
+	// the whole batch: 200 when its element's "success" is true or
+	// absent, 422 when it is false.
+	Status int
+	// Body is the item's element of the answer's split array.
+	Body json.RawMessage
+}
+
+// StatusError is a batch endpoint's answer other than 2xx: for the whole
+// batch, so no item has a result of its own. A 4xx names something in
+// the batch (the batcher splits it to find the item); a 5xx was already
+// retried once.
+type StatusError struct {
+	Status int
+	Body   []byte // the answer, for the caller or a log
+}
+
+func (e *StatusError) Error() string {
+	return "batch endpoint answered " + strconv.Itoa(e.Status)
+}
+
+// HTTPSink sends batches of JSON items to one batch endpoint of the app,
+// such as /api/raindrop/batch-store-memory. It holds no state of its own
+// and is safe for concurrent use.
+type HTTPSink struct {
+	client *Client
+	path   string
+	wrap   string // the request field the items go under
+	split  string // the answer field holding one element per item
+}
+
+// NewHTTPSink returns a sink that POSTs batches to path through client,
+// as {"<wrap>":[item,...]}, and reads item i's result from element i of
+// the answer's split array. An empty wrap or split takes the config's
+// default ("items", "results").
+func NewHTTPSink(client *Client, path, wrap, split string) *HTTPSink {
+	if wrap == "" {
+		wrap = "items"
+	}
+	if split == "" {
+		split = "results"
+	}
+	return &HTTPSink{client: client, path: path, wrap: wrap, split: split}
+}
+
+// Flush sends items, each one JSON value, in one POST and returns one
+// result per item, in order. A 5xx answer or a connection that failed
+// before an answer is retried once; a timeout is not, as it has used the
+// whole upstream timeout already. Any other failure is the batch's: an
+// item that is not JSON, an answer other than 2xx (a *StatusError), or an
+// answer without exactly one split element per item. ctx is checked
+// before each attempt; an attempt itself is bounded by the upstream
+// timeout.
+func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPResult, error) {
+	if len(items) == 0 {
+		return []HTTPResult{}, nil
+	}
+	body, err := s.batchBody(items)
+	if err != nil {
+		return nil, err
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(s.path)
+	req.Header.SetHost(s.client.hc.Addr)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(body)
+
+	var status int
+	var answer []byte
+	for attempt := range 2 {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("batch %s: %w", s.path, err)
+		}
+		status, answer, err = s.post(req)
+		if !retryable(status, err) || attempt == 1 {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("batch %s: %w", s.path, err)
+	case status < 200 || status > 299:
+		return nil, &StatusError{Status: status, Body: answer}
+	}
+	return s.results(answer, len(items))
+}
+
+// batchBody is {"<wrap>":[item,...]}.
+func (s *HTTPSink) batchBody(items []json.RawMessage) ([]byte, error) {
+	n := len(s.wrap) + 8
+	for i, it := range items {
+		if !json.Valid(it) {
+			return nil, fmt.Errorf("batch %s: item %d is not JSON", s.path, i)
+		}
+		n += len(it) + 1
+	}
+	body := make([]byte, 0, n)
+	body = append(body, '{')
+	body = appendJSString(body, s.wrap)
+	body = append(body, ":["...)
+	for i, it := range items {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, it...)
+	}
+	return append(body, "]}"...), nil
+}
+
+// retryable reports whether an attempt failed in a way worth one more:
+// the app answered 5xx, or the connection failed before any answer.
+func retryable(status int, err error) bool {
+	if err == nil {
+		return status >= 500
+	}
+	var ue *Error
+	return errors.As(err, &ue) && ue.Kind == Unreachable
+}
+
+// post sends req and returns the answer's status and body, read whole.
+func (s *HTTPSink) post(req *fasthttp.Request) (int, []byte, error) {
+	resp := fasthttp.AcquireResponse()
+	if err := s.client.Do(req, resp); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return 0, nil, err
+	}
+	status := resp.StatusCode()
+	if resp.BodyStream() == nil {
+		answer := append([]byte(nil), resp.Body()...)
+		fasthttp.ReleaseResponse(resp)
+		return status, answer, nil
+	}
+	// A long answer arrives as a stream: Body releases resp, and drops
+	// the connection when the answer is cut at the limit.
+	body := NewBody(resp)
+	answer, err := io.ReadAll(io.LimitReader(body, maxBatchAnswer+1))
+	body.CloseWithError(nil) //nolint:errcheck // only releases
+	if err == nil && len(answer) > maxBatchAnswer {
+		err = fmt.Errorf("answer over %d bytes", maxBatchAnswer)
+	}
+	if err != nil {
+		return 0, nil, &Error{Kind: Unreachable, Err: err}
+	}
+	return status, answer, nil
+}
+
+// results cuts the answer's split array into one result per item.
+func (s *HTTPSink) results(answer []byte, n int) ([]HTTPResult, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(answer, &fields); err != nil {
+		return nil, fmt.Errorf("batch %s answer: %w", s.path, err)
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(fields[s.split], &elems); err != nil || len(elems) != n {
+		return nil, fmt.Errorf("batch %s answer: want %q with %d elements, got %.80s", s.path, s.split, n, fields[s.split])
+	}
+	results := make([]HTTPResult, n)
+	for i, e := range elems {
+		results[i] = HTTPResult{Status: itemStatus(e), Body: e}
+	}
+	return results, nil
+}
+
+// itemStatus is 422 for an element whose "success" is false, else 200.
+func itemStatus(elem json.RawMessage) int {
+	var verdict struct {
+		Success *bool `json:"success"`
+	}
+	if json.Unmarshal(elem, &verdict) == nil && verdict.Success != nil && !*verdict.Success {
+		return fasthttp.StatusUnprocessableEntity
+	}
+	return fasthttp.StatusOK
+}
+
+// String names the sink's target for logs.
+func (s *HTTPSink) String() string {
+	return "http " + s.client.hc.Addr + s.path
+}
