@@ -20,6 +20,7 @@ func (c *Config) setDefaults() {
 	c.Upstream.Timeout = 10 * time.Second
 	c.Upstream.MaxConns = 512
 	c.Upstream.HealthPath = "/"
+	c.Upstream.IdleTimeout = 4 * time.Second
 	c.Server = Server{
 		MaxBodySize:   10 << 20,
 		MaxHeaderSize: 16 << 10,

@@ -27,6 +27,7 @@ func TestDefaults(t *testing.T) {
 		{"upstream.timeout", cfg.Upstream.Timeout, 10 * time.Second},
 		{"upstream.max_conns", cfg.Upstream.MaxConns, 512},
 		{"upstream.health_path", cfg.Upstream.HealthPath, "/"},
+		{"upstream.idle_timeout", cfg.Upstream.IdleTimeout, 4 * time.Second},
 		{"server.max_body_size", cfg.Server.MaxBodySize, ByteSize(10 << 20)},
 		{"server.max_header_size", cfg.Server.MaxHeaderSize, ByteSize(16 << 10)},
 		{"server.read_timeout", cfg.Server.ReadTimeout, 60 * time.Second},

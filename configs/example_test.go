@@ -34,7 +34,7 @@ routes:
 		fmt.Println(len(list), "problems; the first is at line", list[0].Line, "key", list[0].Key)
 	}
 	// Output:
-	// bad.yaml:3: upstream.timout: unknown key (known: url, timeout, max_conns, health_path)
+	// bad.yaml:3: upstream.timout: unknown key (known: url, timeout, max_conns, idle_timeout, health_path)
 	// bad.yaml:7: routes[0](products).cache.ttl: bad duration "6x"
 	// 2 problems; the first is at line 3 key upstream.timout
 }

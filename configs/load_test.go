@@ -56,7 +56,7 @@ func TestParseRejects(t *testing.T) {
 		{
 			name: "unknown nested key",
 			yaml: "upstream:\n  url: http://127.0.0.1:3001\n  timout: 5s\nroutes:\n" + catchAll,
-			want: []string{"bad.yaml:3: upstream.timout: unknown key (known: url, timeout, max_conns, health_path)"},
+			want: []string{"bad.yaml:3: upstream.timout: unknown key (known: url, timeout, max_conns, idle_timeout, health_path)"},
 		},
 		{
 			name: "unknown key in a route",

@@ -49,6 +49,10 @@ type Upstream struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxConns caps open connections to the upstream. Default 512.
 	MaxConns int `yaml:"max_conns"`
+	// IdleTimeout closes an idle upstream connection. It must stay below
+	// the app's own keep-alive timeout (Node's is 5s), or a request may be
+	// sent on a connection the app has just closed. Default 4s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// HealthPath is requested by the admin health probe, at most once a
 	// second. Default "/".
 	HealthPath string `yaml:"health_path"`

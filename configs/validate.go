@@ -106,6 +106,7 @@ func (v validator) upstream(u *Upstream) {
 	}
 	positive(v, "upstream.timeout", u.Timeout)
 	positive(v, "upstream.max_conns", u.MaxConns)
+	positive(v, "upstream.idle_timeout", u.IdleTimeout)
 	if !strings.HasPrefix(u.HealthPath, "/") {
 		v.problem("upstream.health_path", "must start with /, got %q", u.HealthPath)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
 )
 
 // exchange is one request sent the same way to the app and through Sheepdog.
@@ -381,4 +383,43 @@ func TestLimits(t *testing.T) {
 			t.Errorf("status %d, %d bytes", resp.StatusCode(), len(resp.Body()))
 		}
 	})
+}
+
+// TestUpstreamIdleClose: the app closes idle keep-alive connections (Node
+// after 5s; here after 300ms). Writes after pauses just past that must not
+// go out on connections the app has closed: POSTs are not retried, so
+// upstream.idle_timeout below the app's is what protects them.
+func TestUpstreamIdleClose(t *testing.T) {
+	app := shepherd.New(shepherd.Config{IdleTimeout: 300 * time.Millisecond})
+	originAddr, err := app.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	cfg := testConfig(t, originAddr, "")
+	cfg.Upstream.IdleTimeout = 200 * time.Millisecond
+	_, addr, _ := startProxy(t, cfg)
+	c := rawClient(addr)
+	failed := 0
+	for round := range 3 {
+		results := make(chan int, 8)
+		for range 8 {
+			go func() {
+				resp := get(t, c, "POST", "/api/raindrop/store-memory", "Content-Type", "application/json",
+					"body", `{"userId":"user_1","text":"linen shirt"}`)
+				results <- resp.StatusCode()
+				fasthttp.ReleaseResponse(resp)
+			}()
+		}
+		for range 8 {
+			if s := <-results; s != 200 {
+				failed++
+				t.Logf("round %d: status %d", round, s)
+			}
+		}
+		time.Sleep(350 * time.Millisecond) // just past the app's idle close
+	}
+	if failed > 0 {
+		t.Errorf("%d of 24 writes failed after pauses", failed)
+	}
 }

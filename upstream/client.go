@@ -42,6 +42,9 @@ func New(cfg configs.Upstream) (*Client, error) {
 	if cfg.Timeout <= 0 || cfg.MaxConns <= 0 {
 		return nil, errors.New("upstream: timeout and max_conns must be above zero")
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 4 * time.Second
+	}
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "80")
@@ -56,10 +59,12 @@ func New(cfg configs.Upstream) (*Client, error) {
 			DisablePathNormalizing:   true,
 			NoDefaultUserAgentHeader: true,
 			// An idempotent request whose pooled connection turned out
-			// to be closed by the app is retried on a fresh one.
-			MaxIdemponentCallAttempts: 2,
-			MaxIdleConnDuration:       30 * time.Second,
-			ReadBufferSize:            16 << 10,
+			// to be closed by the app is retried on another.
+			MaxIdemponentCallAttempts: 5,
+			// Idle connections are dropped before the app drops them
+			// (Node: 5s), so requests do not race its close.
+			MaxIdleConnDuration: cfg.IdleTimeout,
+			ReadBufferSize:      16 << 10,
 		},
 		timeout:    cfg.Timeout,
 		healthPath: cfg.HealthPath,

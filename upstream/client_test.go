@@ -163,3 +163,4 @@ func TestProbe(t *testing.T) {
 		t.Errorf("probe of a closed port: %v, want an Unreachable *Error", err)
 	}
 }
+

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The Style Shepherd app is a Node server: it reads a body with
@@ -26,8 +27,12 @@ import (
 // string's own text, any other value as JSON.stringify writes it. An
 // empty raw is the missing value, which the app stores as "".
 func appText(raw []byte) (string, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
 		return "", nil
+	}
+	if s, ok := plainString(raw); ok {
+		return s, nil
 	}
 	v, err := parseNodeJSON(raw)
 	if err != nil {
@@ -37,6 +42,22 @@ func appText(raw []byte) (string, error) {
 		return s, nil
 	}
 	return string(appendNodeValue(nil, v)), nil
+}
+
+// plainString returns the text of a JSON string that has no escapes, no
+// control characters and valid UTF-8: most values the app stores as
+// strings, which then need no parsing.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	return string(inner), utf8.Valid(inner)
 }
 
 // appendNodeJSON appends JSON.stringify(JSON.parse(raw)) to dst.

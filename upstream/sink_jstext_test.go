@@ -11,6 +11,7 @@ func TestAppText(t *testing.T) {
 		{"string stored as its text", `"hello"`, `hello`},
 		{"string escapes decoded", `"say \"hi\"\n"`, "say \"hi\"\n"},
 		{"string unicode escapes", `"\u00e9\/\u2028"`, "é/\u2028"},
+		{"string of invalid UTF-8", "\"a\xffb\"", "a\ufffdb"},
 		{"missing value", ``, ``},
 		{"object compacted", `{ "a" : 1.50, "b" : [ true , null ] }`, `{"a":1.5,"b":[true,null]}`},
 		{"integer-like keys first", `{"b":1,"a":2,"10":3,"2":4,"01":5}`, `{"2":4,"10":3,"b":1,"a":2,"01":5}`},
@@ -67,4 +68,21 @@ func FuzzAppText(f *testing.F) {
 			t.Fatalf("appText(%q) = %q, which gives %q, %v", in, out, again, err)
 		}
 	})
+}
+
+func BenchmarkAppText(b *testing.B) {
+	for _, bm := range []struct{ name, in string }{
+		{"string", `"a conversation context of a few words"`},
+		{"object", `{"userId":"user_1","sessionId":"s1","preferences":{"sizes":["M","L"],"budget":120.5},"createdAt":"2024-05-01T12:00:00.000Z"}`},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			in := []byte(bm.in)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := appText(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

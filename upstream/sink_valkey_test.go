@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -222,5 +223,26 @@ func TestValkeySinkString(t *testing.T) {
 	defer c.Close()
 	if got := NewValkeySink(c).String(); got != "valkey 127.0.0.1:6379" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// BenchmarkValkeySinkFlush: a batch of 100 session-sized sets, one round
+// trip to the shared test Redis; ns/op is per batch.
+func BenchmarkValkeySinkFlush(b *testing.B) {
+	c := redis.NewClient(&redis.Options{Addr: servicetest.RedisAddr(b), DisableIdentity: true})
+	defer c.Close()
+	prefix := servicetest.KeyPrefix(b)
+	items := make([]ValkeyItem, 100)
+	for i := range items {
+		items[i] = ValkeyItem{Op: "set", Key: fmt.Sprintf("%ssession:%d", prefix, i), TTL: 60,
+			Value: json.RawMessage(`{"userId":"user_1","sessionId":"s1","preferences":{"sizes":["M","L"]},"createdAt":"2024-05-01T12:00:00.000Z"}`)}
+	}
+	sink := NewValkeySink(c)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := sink.Flush(ctx, items); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package shepherd
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,9 @@ type Config struct {
 	RouteLatency map[string]time.Duration
 	// Now is the clock for timestamps, ids and TTLs. Default time.Now.
 	Now func() time.Time
+	// IdleTimeout closes a keep-alive connection idle this long, as Node
+	// does after its keepAliveTimeout. Default 5s, Node's.
+	IdleTimeout time.Duration
 	// RateLimit turns on the app's limiter: 100 requests per 15 minutes
 	// per client IP on /api/. Default off, since any benchmark trips it.
 	RateLimit bool
@@ -140,7 +144,7 @@ func New(cfg Config) *App {
 		MaxRequestBodySize:           echoBodyLimit,
 		DisablePreParseMultipartForm: true,
 		ReadBufferSize:               headerLimit,
-		IdleTimeout:                  idleTimeout,
+		IdleTimeout:                  cmp.Or(cfg.IdleTimeout, idleTimeout),
 		CloseOnShutdown:              true,
 		// The worker pool's cleaner sleeps this long between rounds and
 		// only then sees that Serve returned: 1 s (not the default 10 s)
