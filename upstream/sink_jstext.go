@@ -3,13 +3,13 @@ package upstream
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -20,8 +20,11 @@ import (
 // JavaScript's form (1.0 is 1, 1e21 is 1e+21), only the escapes
 // JSON.stringify makes, integer-like object keys first in ascending order
 // and the other keys in first-seen order, and the last of duplicate keys
-// winning. Lone surrogate escapes decode to U+FFFD, as Node does when it
-// stores a string as UTF-8.
+// winning. Each byte of invalid UTF-8 and each lone surrogate escape
+// decodes to U+FFFD, as in Node for all but a few rare forms.
+//
+// The scanner writes its output as it reads, so the common value costs
+// no parse tree: only an object whose keys need reordering is rebuilt.
 
 // appText returns the text the app stores in Valkey for a JSON value: a
 // string's own text, any other value as JSON.stringify writes it. An
@@ -31,205 +34,453 @@ func appText(raw []byte) (string, error) {
 	if len(raw) == 0 {
 		return "", nil
 	}
-	if s, ok := plainString(raw); ok {
-		return s, nil
-	}
-	v, err := parseNodeJSON(raw)
-	if err != nil {
-		return "", err
-	}
-	if s, ok := v.(string); ok {
-		return s, nil
-	}
-	return string(appendNodeValue(nil, v)), nil
-}
-
-// plainString returns the text of a JSON string that has no escapes, no
-// control characters and valid UTF-8: most values the app stores as
-// strings, which then need no parsing.
-func plainString(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if c == '"' || c == '\\' || c < 0x20 {
-			return "", false
+	sc := jsScanner{in: raw}
+	if raw[0] == '"' {
+		text, _, err := sc.str()
+		if err == nil && sc.pos != len(raw) {
+			err = sc.fail("data after the value")
 		}
+		if err != nil {
+			return "", err
+		}
+		return string(text), nil
 	}
-	return string(inner), utf8.Valid(inner)
+	out, err := appendNodeJSON(make([]byte, 0, len(raw)), raw)
+	return string(out), err
 }
 
 // appendNodeJSON appends JSON.stringify(JSON.parse(raw)) to dst.
 func appendNodeJSON(dst, raw []byte) ([]byte, error) {
-	v, err := parseNodeJSON(raw)
-	if err != nil {
+	sc := jsScanner{in: raw, out: dst}
+	sc.space()
+	if err := sc.value(0); err != nil {
 		return dst, err
 	}
-	return appendNodeValue(dst, v), nil
+	sc.space()
+	if sc.pos != len(raw) {
+		return dst, sc.fail("data after the value")
+	}
+	return sc.out, nil
 }
 
-// nodeObject is a parsed JSON object: its keys in first-seen order and
-// the last value given for each.
-type nodeObject struct {
-	keys []string
-	vals map[string]any
+// maxDepth bounds nesting, so a hostile body cannot exhaust the stack.
+const maxDepth = 10000
+
+// jsScanner reads one JSON value from in and appends its Node form to out.
+type jsScanner struct {
+	in      []byte
+	pos     int
+	out     []byte
+	members []member // a stack shared by the objects being read
 }
 
-var errTrailing = errors.New("json: data after the value")
-
-// parseNodeJSON parses one JSON value into nil, bool, float64, string,
-// []any or *nodeObject.
-func parseNodeJSON(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	v, err := parseNodeValue(dec)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errTrailing
-	}
-	return v, nil
+// member is one "key":value already written to out, at out[start:end].
+type member struct {
+	key        []byte // decoded
+	start, end int
 }
 
-func parseNodeValue(dec *json.Decoder) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+func (s *jsScanner) fail(what string) error {
+	return fmt.Errorf("json: %s at offset %d", what, s.pos)
+}
+
+func (s *jsScanner) space() {
+	for s.pos < len(s.in) {
+		switch s.in[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
 		}
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Number:
-		// Out of range is ±Inf (written as null) or 0, as in JavaScript.
-		f, err := strconv.ParseFloat(string(t), 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return nil, err
-		}
-		return f, nil
-	case json.Delim:
-		if t == '[' {
-			return parseNodeArray(dec)
-		}
-		if t == '{' {
-			return parseNodeObject(dec)
-		}
-		return nil, errors.New("json: unexpected " + t.String())
-	default: // nil, bool, string
-		return t, nil
 	}
 }
 
-func parseNodeArray(dec *json.Decoder) (any, error) {
-	arr := []any{}
-	for dec.More() {
-		v, err := parseNodeValue(dec)
+func (s *jsScanner) value(depth int) error {
+	if s.pos >= len(s.in) {
+		return s.fail("unexpected end")
+	}
+	if depth > maxDepth {
+		return s.fail("nested too deep")
+	}
+	switch c := s.in[s.pos]; {
+	case c == '{':
+		return s.object(depth)
+	case c == '[':
+		return s.array(depth)
+	case c == '"':
+		text, plain, err := s.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		arr = append(arr, v)
+		s.out = appendStringText(s.out, text, plain)
+		return nil
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number()
+	default:
+		return s.fail(fmt.Sprintf("unexpected %q", c))
 	}
-	_, err := dec.Token() // ']'
-	return arr, err
 }
 
-func parseNodeObject(dec *json.Decoder) (any, error) {
-	obj := &nodeObject{vals: make(map[string]any)}
-	for dec.More() {
-		tok, err := dec.Token()
+func (s *jsScanner) literal(word string) error {
+	if !bytes.HasPrefix(s.in[s.pos:], []byte(word)) {
+		return s.fail("bad literal")
+	}
+	s.pos += len(word)
+	s.out = append(s.out, word...)
+	return nil
+}
+
+func (s *jsScanner) array(depth int) error {
+	s.pos++ // '['
+	s.out = append(s.out, '[')
+	s.space()
+	if s.pos < len(s.in) && s.in[s.pos] == ']' {
+		s.pos++
+		s.out = append(s.out, ']')
+		return nil
+	}
+	for {
+		s.space()
+		if err := s.value(depth + 1); err != nil {
+			return err
+		}
+		s.space()
+		if s.pos >= len(s.in) {
+			return s.fail("unexpected end")
+		}
+		switch s.in[s.pos] {
+		case ',':
+			s.pos++
+			s.out = append(s.out, ',')
+		case ']':
+			s.pos++
+			s.out = append(s.out, ']')
+			return nil
+		default:
+			return s.fail("want , or ]")
+		}
+	}
+}
+
+func (s *jsScanner) object(depth int) error {
+	s.pos++ // '{'
+	s.out = append(s.out, '{')
+	body := len(s.out)
+	base := len(s.members)
+	defer func() { s.members = s.members[:base] }()
+	s.space()
+	if s.pos < len(s.in) && s.in[s.pos] == '}' {
+		s.pos++
+		s.out = append(s.out, '}')
+		return nil
+	}
+	reorder := false
+	for {
+		s.space()
+		if s.pos >= len(s.in) || s.in[s.pos] != '"' {
+			return s.fail("want a key")
+		}
+		key, plain, err := s.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("json: object key is not a string")
+		if len(s.members) > base {
+			s.out = append(s.out, ',')
 		}
-		v, err := parseNodeValue(dec)
-		if err != nil {
-			return nil, err
+		start := len(s.out)
+		s.out = appendStringText(s.out, key, plain)
+		s.out = append(s.out, ':')
+		s.space()
+		if s.pos >= len(s.in) || s.in[s.pos] != ':' {
+			return s.fail("want :")
 		}
-		if _, seen := obj.vals[key]; !seen {
-			obj.keys = append(obj.keys, key)
+		s.pos++
+		s.space()
+		if err := s.value(depth + 1); err != nil {
+			return err
 		}
-		obj.vals[key] = v
+		if _, ok := arrayIndex(key); ok {
+			reorder = true
+		}
+		s.members = append(s.members, member{key: key, start: start, end: len(s.out)})
+		s.space()
+		if s.pos >= len(s.in) {
+			return s.fail("unexpected end")
+		}
+		if s.in[s.pos] == '}' {
+			s.pos++
+			break
+		}
+		if s.in[s.pos] != ',' {
+			return s.fail("want , or }")
+		}
+		s.pos++
 	}
-	_, err := dec.Token() // '}'
-	return obj, err
+	if ms := s.members[base:]; reorder || hasDuplicateKey(ms) {
+		s.reorder(body, ms)
+	}
+	s.out = append(s.out, '}')
+	return nil
 }
 
-func appendNodeValue(dst []byte, v any) []byte {
-	switch v := v.(type) {
-	case nil:
-		return append(dst, "null"...)
-	case bool:
-		return strconv.AppendBool(dst, v)
-	case float64:
-		return appendJSNumber(dst, v)
-	case string:
-		return appendJSString(dst, v)
-	case []any:
-		dst = append(dst, '[')
-		for i, e := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendNodeValue(dst, e)
+// reorder rewrites the members written from out[body:] in JavaScript's
+// property order: array indexes ascending, then the other keys where they
+// were first seen, each with the last value given for it.
+func (s *jsScanner) reorder(body int, ms []member) {
+	last := make(map[string]int, len(ms)) // key → its last member
+	var order []int                       // first sightings, in order
+	for i, m := range ms {
+		if _, seen := last[string(m.key)]; !seen {
+			order = append(order, i)
 		}
-		return append(dst, ']')
-	case *nodeObject:
-		dst = append(dst, '{')
-		for i, k := range v.ordered() {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSString(dst, k)
-			dst = append(dst, ':')
-			dst = appendNodeValue(dst, v.vals[k])
+		last[string(m.key)] = i
+	}
+	for j, i := range order {
+		order[j] = last[string(ms[i].key)]
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		x, aIndex := arrayIndex(ms[a].key)
+		y, bIndex := arrayIndex(ms[b].key)
+		switch {
+		case aIndex && bIndex:
+			return cmp.Compare(x, y)
+		case aIndex:
+			return -1
+		case bIndex:
+			return 1
 		}
-		return append(dst, '}')
-	}
-	return append(dst, "null"...) // not reached: parseNodeValue makes no other type
-}
-
-// ordered returns the keys in JavaScript's property order: array indexes
-// ascending, then the others in the order they were first seen.
-func (o *nodeObject) ordered() []string {
-	var indexes, names []string
-	for _, k := range o.keys {
-		if _, ok := arrayIndex(k); ok {
-			indexes = append(indexes, k)
-		} else {
-			names = append(names, k)
-		}
-	}
-	if len(indexes) == 0 {
-		return o.keys
-	}
-	slices.SortFunc(indexes, func(a, b string) int {
-		x, _ := arrayIndex(a)
-		y, _ := arrayIndex(b)
-		return cmp.Compare(x, y)
+		return 0
 	})
-	return append(indexes, names...)
+	written := bytes.Clone(s.out[body:])
+	s.out = s.out[:body]
+	for j, i := range order {
+		if j > 0 {
+			s.out = append(s.out, ',')
+		}
+		s.out = append(s.out, written[ms[i].start-body:ms[i].end-body]...)
+	}
 }
 
-// arrayIndex reports whether k is an array index as JavaScript orders
+func hasDuplicateKey(ms []member) bool {
+	if len(ms) <= 16 {
+		for i := range ms {
+			for j := range i {
+				if bytes.Equal(ms[i].key, ms[j].key) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	seen := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		if seen[string(m.key)] {
+			return true
+		}
+		seen[string(m.key)] = true
+	}
+	return false
+}
+
+// arrayIndex reports whether key is an array index as JavaScript orders
 // them: the canonical decimal form of an integer below 2^32-1.
-func arrayIndex(k string) (int64, bool) {
-	if k == "" || len(k) > 10 || (len(k) > 1 && k[0] == '0') {
+func arrayIndex(key []byte) (int64, bool) {
+	if len(key) == 0 || len(key) > 10 || (len(key) > 1 && key[0] == '0') {
 		return 0, false
 	}
 	var n int64
-	for i := 0; i < len(k); i++ {
-		c := k[i]
+	for _, c := range key {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
 		n = n*10 + int64(c-'0')
 	}
 	return n, n < math.MaxUint32
+}
+
+// str reads the string at s.pos and returns its text. plain reports that
+// the text was written without escapes, control characters or invalid
+// UTF-8: then it is the input's own bytes, and JSON.stringify writes it
+// back unchanged.
+func (s *jsScanner) str() (text []byte, plain bool, err error) {
+	s.pos++ // '"'
+	start := s.pos
+	for s.pos < len(s.in) {
+		c := s.in[s.pos]
+		if c == '"' {
+			text = s.in[start:s.pos]
+			s.pos++
+			if utf8.Valid(text) {
+				return text, true, nil
+			}
+			return validUTF8(text), false, nil
+		}
+		if c == '\\' || c < 0x20 {
+			s.pos = start
+			return s.escapedStr()
+		}
+		s.pos++
+	}
+	return nil, false, s.fail("unterminated string")
+}
+
+// escapedStr decodes a string with escapes, from just after its quote.
+func (s *jsScanner) escapedStr() ([]byte, bool, error) {
+	var text []byte
+	for s.pos < len(s.in) {
+		c := s.in[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			return validUTF8(text), false, nil
+		case c < 0x20:
+			return nil, false, s.fail("control character in string")
+		case c != '\\':
+			text = append(text, c)
+			s.pos++
+			continue
+		}
+		if s.pos+1 >= len(s.in) {
+			break
+		}
+		esc := s.in[s.pos+1]
+		s.pos += 2
+		switch esc {
+		case '"', '\\', '/':
+			text = append(text, esc)
+		case 'b':
+			text = append(text, '\b')
+		case 'f':
+			text = append(text, '\f')
+		case 'n':
+			text = append(text, '\n')
+		case 'r':
+			text = append(text, '\r')
+		case 't':
+			text = append(text, '\t')
+		case 'u':
+			r, ok := s.hex4()
+			if !ok {
+				return nil, false, s.fail("bad \\u escape")
+			}
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(0), false
+				if bytes.HasPrefix(s.in[s.pos:], []byte(`\u`)) {
+					save := s.pos
+					s.pos += 2
+					if r2, ok = s.hex4(); ok {
+						r = utf16.DecodeRune(r, r2)
+					}
+					if !ok || r == utf8.RuneError {
+						s.pos = save // a lone surrogate; the next escape stands alone
+						r = utf8.RuneError
+					}
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			text = utf8.AppendRune(text, r)
+		default:
+			return nil, false, s.fail("bad escape")
+		}
+	}
+	return nil, false, s.fail("unterminated string")
+}
+
+func (s *jsScanner) hex4() (rune, bool) {
+	if s.pos+4 > len(s.in) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(s.in[s.pos:s.pos+4]), 16, 16)
+	if err != nil {
+		return 0, false
+	}
+	s.pos += 4
+	return rune(n), true
+}
+
+// number reads a number as JSON's grammar has it and writes it as
+// JavaScript does.
+func (s *jsScanner) number() error {
+	start := s.pos
+	if s.in[s.pos] == '-' {
+		s.pos++
+	}
+	switch {
+	case s.pos < len(s.in) && s.in[s.pos] == '0':
+		s.pos++
+	case s.digits() == 0:
+		return s.fail("bad number")
+	}
+	integer := true
+	if s.pos < len(s.in) && s.in[s.pos] == '.' {
+		s.pos++
+		integer = false
+		if s.digits() == 0 {
+			return s.fail("bad fraction")
+		}
+	}
+	if s.pos < len(s.in) && (s.in[s.pos] == 'e' || s.in[s.pos] == 'E') {
+		s.pos++
+		integer = false
+		if s.pos < len(s.in) && (s.in[s.pos] == '+' || s.in[s.pos] == '-') {
+			s.pos++
+		}
+		if s.digits() == 0 {
+			return s.fail("bad exponent")
+		}
+	}
+	lit := s.in[start:s.pos]
+	// An integer of up to 15 digits is exact in a float64 and written
+	// as it came, but for -0, which JavaScript writes as 0.
+	if integer && len(lit) <= 15 && string(lit) != "-0" {
+		s.out = append(s.out, lit...)
+		return nil
+	}
+	// Out of range is ±Inf (written as null) or 0, as in JavaScript.
+	f, err := strconv.ParseFloat(string(lit), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return s.fail("bad number")
+	}
+	s.out = appendJSNumber(s.out, f)
+	return nil
+}
+
+func (s *jsScanner) digits() int {
+	start := s.pos
+	for s.pos < len(s.in) && s.in[s.pos] >= '0' && s.in[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos - start
+}
+
+// validUTF8 returns text with each byte that is not part of valid UTF-8
+// replaced by U+FFFD, as encoding/json decodes it.
+func validUTF8(text []byte) []byte {
+	out := make([]byte, 0, len(text)+8)
+	for len(text) > 0 {
+		r, n := utf8.DecodeRune(text)
+		out = utf8.AppendRune(out, r) // RuneError for a bad byte
+		text = text[n:]
+	}
+	return out
+}
+
+// appendStringText writes decoded text as a JSON string; plain text (see
+// str) needs no escapes and is copied as it came.
+func appendStringText(dst, text []byte, plain bool) []byte {
+	if plain {
+		dst = append(dst, '"')
+		dst = append(dst, text...)
+		return append(dst, '"')
+	}
+	return appendJSString(dst, text)
 }
 
 // appendJSNumber writes f as JavaScript's Number::toString does; NaN and
@@ -285,7 +536,7 @@ func appendJSNumber(dst []byte, f float64) []byte {
 // appendJSString quotes s as JSON.stringify does: it escapes only the
 // quote, the backslash and control characters, and writes everything
 // else as it is (no \u003c, no \u2028).
-func appendJSString(dst []byte, s string) []byte {
+func appendJSString[T string | []byte](dst []byte, s T) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
