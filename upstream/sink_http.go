@@ -34,6 +34,7 @@ type StatusError struct {
 	Body   []byte // the answer, for the caller or a log
 }
 
+// Error names the status; the answer's body is left to the caller.
 func (e *StatusError) Error() string {
 	return "batch endpoint answered " + strconv.Itoa(e.Status)
 }
@@ -47,6 +48,9 @@ type HTTPSink struct {
 	wrap   string // the request field the items go under
 	split  string // the answer field holding one element per item
 }
+
+// Flush has the shape coalesce.Batcher calls.
+var _ func(context.Context, []json.RawMessage) ([]HTTPResult, error) = (*HTTPSink)(nil).Flush
 
 // NewHTTPSink returns a sink that POSTs batches to path through client,
 // as {"<wrap>":[item,...]}, and reads item i's result from element i of

@@ -69,6 +69,9 @@ type PostgresSink struct {
 	waiting atomic.Int32 // flushes in pool.Acquire
 }
 
+// Flush has the shape coalesce.Batcher calls.
+var _ func(context.Context, []PostgresItem) ([]PostgresResult, error) = (*PostgresSink)(nil).Flush
+
 // identifier is a name that needs no quoting rules beyond the quotes:
 // PostgreSQL's NAMEDATALEN bounds it to 63 bytes.
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}$`)

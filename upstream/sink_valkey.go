@@ -51,6 +51,9 @@ type ValkeySink struct {
 	client redis.UniversalClient
 }
 
+// Flush has the shape coalesce.Batcher calls.
+var _ func(context.Context, []ValkeyItem) ([]ValkeyResult, error) = (*ValkeySink)(nil).Flush
+
 // NewValkeySink returns a sink that writes through client, the L2
 // connection or one of the route's own. On a cluster client a batch is
 // one pipeline per node its keys live on.
