@@ -163,4 +163,3 @@ func TestProbe(t *testing.T) {
 		t.Errorf("probe of a closed port: %v, want an Unreachable *Error", err)
 	}
 }
-
