@@ -199,6 +199,17 @@ func (r *recorder) series(elapsed time.Duration) []Second {
 		}
 		s := &r.seconds[i]
 		length := min(time.Second, elapsed-at)
+		if length < time.Second/2 && len(out) > 0 {
+			// A last sliver of a second holds the answers that drained
+			// after the load stopped; divided by its few milliseconds it
+			// would chart as a spike. It joins the second before, whose
+			// rate is then taken over both.
+			last := &out[len(out)-1]
+			last.Answered += s.answered.Load()
+			last.Failed += s.failed.Load()
+			last.Throughput = float64(last.Answered) / (time.Second + length).Seconds()
+			break
+		}
 		p := Second{
 			At:         at,
 			Answered:   s.answered.Load(),
