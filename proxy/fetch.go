@@ -87,7 +87,7 @@ func acceptsGzip(ae []byte) bool {
 
 // cacheRequest builds the upstream request of a cache route: a GET (HEAD
 // is fetched as GET, so the answer can be stored), unkeyed headers gone,
-// and only the cookies the key names.
+// only the cookies the key names, and a body only where the key reads it.
 func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule) *fasthttp.Request {
 	req := fasthttp.AcquireRequest()
 	ctx.Request.Header.CopyTo(&req.Header)
@@ -106,8 +106,13 @@ func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule) *fasthttp.Request {
 			}
 		}
 	}
-	if body := ctx.Request.Body(); len(body) > 0 {
-		req.SetBody(body)
+	if cr.needsBody {
+		// Read whole, within max_body_size, and keyed. Any other body on a
+		// cache route is not forwarded: the answer would depend on input
+		// outside the key, and reading it would have no bound.
+		req.SetBody(ctx.Request.Body())
+	} else {
+		req.Header.SetContentLength(0) // the client's length no longer applies
 	}
 	return req
 }
