@@ -106,9 +106,10 @@ func runDemo(stdout, stderr io.Writer, log *slog.Logger) int {
 		var cfg *configs.Config
 		if cfg, err = configs.ParseWithEnv("configs/sheepdog.yaml", data, env); err == nil {
 			return serve(cfg, log, func() {
-				fmt.Fprintf(stdout, "Sheepdog is in front of a simulated Style Shepherd at %s.\nTry:\n\n"+
-					"  curl -i 'http://%s/api/vultr/postgres/products?category=tops&limit=3'\n"+
-					"  curl -s http://%s/stats\n\nCtrl-C stops both.\n", addr, cfg.Listen, cfg.Admin.Listen)
+				fmt.Fprintf(stdout, "Sheepdog is in front of a simulated Style Shepherd at %s.\n"+
+					"Try this twice: the first answer is fetched (X-Cache: MISS), the second comes from memory (HIT):\n\n"+
+					"  curl -i 'http://%s/api/vultr/postgres/products?category=tops&limit=3'\n\n"+
+					"Then what Sheepdog saw: curl -s http://%s/stats\n\nCtrl-C stops both.\n", addr, cfg.Listen, cfg.Admin.Listen)
 			})
 		}
 	}
