@@ -80,6 +80,9 @@ func (p *Proxy) serveStats(ctx *fasthttp.RequestCtx) {
 		if rt.cache != nil {
 			e.Cache = rt.stats.cacheSnapshot()
 		}
+		if b := p.batches[rt]; b != nil {
+			e.Batch = b.stats()
+		}
 		s.Routes = append(s.Routes, e)
 	}
 	writeJSON(ctx, fasthttp.StatusOK, s)

@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/valyala/fasthttp"
 
+	"github.com/style-shepherd/sheepdog/coalesce"
 	"github.com/style-shepherd/sheepdog/upstream"
 )
 
@@ -19,6 +23,11 @@ const (
 	codeBadRequest          = "bad_request"
 	codeRequestTimeout      = "request_timeout"
 	codeNoRoute             = "no_route"
+	codeQueueFull           = "queue_full"
+	codeShuttingDown        = "shutting_down"
+	codeStoreUnavailable    = "store_unavailable"
+	codeWriteRejected       = "write_rejected"
+	codeBatchFailed         = "batch_failed"
 )
 
 // errBodyTooLarge is returned by the body limit while a request body is
@@ -30,17 +39,36 @@ var errBodyTooLarge = errors.New("request body over the limit")
 func statusFor(err error) (status int, code, msg string) {
 	var ue *upstream.Error
 	var missing *errMissingValue
+	var badField *errBadField
+	var pgErr *pgconn.PgError
+	var batch *errBatch
 	switch {
 	case errors.As(err, &missing):
 		return fasthttp.StatusBadRequest, codeBadRequest, missing.Error()
+	case errors.As(err, &badField):
+		return fasthttp.StatusBadRequest, codeBadRequest, badField.Error()
 	case errors.Is(err, errBadBody):
 		return fasthttp.StatusBadRequest, codeBadRequest, err.Error()
+	case errors.Is(err, coalesce.ErrQueueFull):
+		return fasthttp.StatusServiceUnavailable, codeQueueFull, "too many writes waiting on this route; retry shortly"
+	case errors.Is(err, coalesce.ErrClosed):
+		return fasthttp.StatusServiceUnavailable, codeShuttingDown, "shutting down; retry shortly"
+	case errors.Is(err, upstream.ErrUnavailable):
+		return fasthttp.StatusServiceUnavailable, codeStoreUnavailable, "the store behind this route is unavailable"
+	case errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")):
+		// A data exception or a broken constraint: this item alone (the
+		// batcher split its batch down to it), so the client's to fix.
+		return fasthttp.StatusUnprocessableEntity, codeWriteRejected, "the store refused this write (" + pgErr.Code + ")"
 	case errors.Is(err, errBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body too large"
 	case errors.As(err, &ue) && ue.Kind == upstream.Timeout:
 		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "upstream did not answer in time"
 	case errors.As(err, &ue) && ue.Kind == upstream.RequestBody:
 		return fasthttp.StatusBadRequest, codeBadRequest, "request body could not be read"
+	case errors.Is(err, context.DeadlineExceeded):
+		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "the write was not answered in time"
+	case errors.As(err, &batch):
+		return fasthttp.StatusBadGateway, codeBatchFailed, "the batched write failed"
 	default:
 		return fasthttp.StatusBadGateway, codeUpstreamUnreachable, "upstream unreachable"
 	}

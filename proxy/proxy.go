@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/cachelayer"
@@ -38,6 +40,12 @@ type Proxy struct {
 	refreshing sync.Map       // flight keys with a background refresh under way
 	background sync.WaitGroup // background refreshes, waited for by Shutdown
 	invFailed  atomic.Uint64  // invalidations that could not reach L2 or the other replicas
+
+	// Batch routes' Batchers, and the stores their sinks own: built by
+	// New, closed by Shutdown after the server takes no more requests.
+	batches       map[*route]*batchRoute
+	valkeyClients []redis.UniversalClient
+	pgPool        *pgxpool.Pool
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -71,6 +79,10 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 		started:  time.Now(),
 	}
 	p.flight.Timeout = cfg.Upstream.Timeout
+	if err := p.buildBatches(); err != nil {
+		cache.Close()
+		return nil, err
+	}
 	errLog := fasthttpLogger{log}
 	p.server = &fasthttp.Server{
 		Handler:      p.Handler,
@@ -118,8 +130,9 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	if rt.cache != nil {
 		p.serveCache(ctx, rt, &rv)
+	} else if b := p.batches[rt]; b != nil {
+		p.serveBatch(ctx, rt, &rv, b)
 	} else {
-		// Batch routes pass through until their handler lands.
 		p.passRoute(ctx, rt, &rv)
 	}
 	rt.stats.record(ctx.Response.StatusCode())
@@ -156,9 +169,13 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in flight to be answered. Idle keep-alive connections are closed
-// at once; busy ones after their answer.
+// at once; busy ones after their answer. Then every batch route's queue is
+// flushed, so nothing a caller was told is written goes unwritten.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := errors.Join(p.server.ShutdownWithContext(ctx), p.admin.ShutdownWithContext(ctx))
+	// Callers still waiting (if the server's wait ran out) are answered
+	// by these flushes, or ErrClosed once ctx ends.
+	err = errors.Join(err, p.closeBatches(ctx))
 	done := make(chan struct{})
 	go func() { p.background.Wait(); close(done) }()
 	select {

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/style-shepherd/sheepdog/cachelayer"
+	"github.com/style-shepherd/sheepdog/upstream"
 )
 
 // routeStats counts a route's answers by status class. Counters are
@@ -41,6 +42,33 @@ type RouteStats struct {
 	Requests uint64            `json:"requests"`
 	Statuses map[string]uint64 `json:"statuses"`
 	Cache    *CacheStats       `json:"cache,omitempty"`
+	Batch    *BatchStats       `json:"batch,omitempty"`
+}
+
+// BatchStats is a batch route's Batcher counters, and for a postgres sink
+// its pool in the app's own shape.
+type BatchStats struct {
+	Batches   int64   `json:"batches"`    // batches formed and flushed
+	Items     int64   `json:"items"`      // items in them
+	MeanBatch float64 `json:"mean_batch"` // items per batch: how much batching saved
+	Refused   int64   `json:"refused"`    // callers turned away by a full queue (503)
+	Failures  int64   `json:"failures"`   // items queued whose caller got an error
+	Queued    int     `json:"queued"`     // items waiting now
+	// Pool is the postgres sink's connection pool.
+	Pool *upstream.PoolStats `json:"pool,omitempty"`
+}
+
+func (b *batchRoute) stats() *BatchStats {
+	s := b.batcher().Stats()
+	out := &BatchStats{
+		Batches: s.Batches, Items: s.Items, MeanBatch: s.MeanBatch,
+		Refused: s.Refused, Failures: s.Failures, Queued: s.Queued,
+	}
+	if b.pgSink != nil {
+		pool := b.pgSink.PoolStats()
+		out.Pool = &pool
+	}
+	return out
 }
 
 // CacheStats is a cache route's counters by outcome and tier.

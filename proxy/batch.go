@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/style-shepherd/sheepdog/coalesce"
+	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/upstream"
+)
+
+// batchRoute is a batch route's compiled rule and the Batcher for its sink.
+// Exactly one of the three batchers is set, by the sink.
+type batchRoute struct {
+	sink string
+
+	http     *coalesce.Batcher[json.RawMessage, upstream.HTTPResult]
+	valkey   *coalesce.Batcher[upstream.ValkeyItem, upstream.ValkeyResult]
+	postgres *coalesce.Batcher[upstream.PostgresItem, upstream.PostgresResult]
+	pgSink   *upstream.PostgresSink // for its pool stats
+
+	// valkey: the templates of one item.
+	op              string
+	key, value, ttl configs.Template
+
+	// postgres: one template per column, in the sink's column order, and
+	// the answer fields that the returned columns fill.
+	columns   []configs.Template
+	returning []returnField
+}
+
+// returnField is one answer field of a postgres route, filled from a
+// returned column.
+type returnField struct{ field, column string }
+
+// batcher is what Shutdown and /stats need of a Batcher, whatever its sink.
+type batcher interface {
+	Stats() coalesce.BatcherStats
+	Close(ctx context.Context) error
+}
+
+func (b *batchRoute) batcher() batcher {
+	switch {
+	case b.http != nil:
+		return b.http
+	case b.valkey != nil:
+		return b.valkey
+	default:
+		return b.postgres
+	}
+}
+
+// batchConfig is the Batcher's bounds for one route; a flush is bounded by
+// the upstream timeout, like every other call Sheepdog makes for a client.
+func batchConfig(b *configs.BatchRule, timeout time.Duration) coalesce.BatcherConfig {
+	return coalesce.BatcherConfig{
+		MaxItems: b.MaxItems,
+		MaxBytes: int(b.MaxBytes),
+		MaxWait:  b.MaxWait,
+		Queue:    b.Queue,
+		Timeout:  timeout,
+	}
+}
+
+// buildBatches builds the sink and Batcher of every batch route. Stores
+// are not dialled here: a Valkey or PostgreSQL that is down must not stop
+// Sheepdog starting; its routes answer 503 per item until it is back.
+// On error, whatever was built is closed.
+func (p *Proxy) buildBatches() (err error) {
+	defer func() {
+		if err != nil {
+			p.closeBatchStores()
+		}
+	}()
+	for _, rt := range p.router.routes {
+		rule := rt.cfg.Batch
+		if rule == nil {
+			continue
+		}
+		b, err := p.buildBatch(rule)
+		if err != nil {
+			return fmt.Errorf("route %s: batch: %w", rt.name, err)
+		}
+		if p.batches == nil {
+			p.batches = make(map[*route]*batchRoute)
+		}
+		p.batches[rt] = b
+	}
+	return nil
+}
+
+func (p *Proxy) buildBatch(rule *configs.BatchRule) (*batchRoute, error) {
+	cfg := batchConfig(rule, p.cfg.Upstream.Timeout)
+	b := &batchRoute{sink: rule.Sink}
+	var err error
+	switch rule.Sink {
+	case configs.SinkHTTP:
+		sink := upstream.NewHTTPSink(p.upstream, rule.URL, rule.Wrap, rule.Split)
+		size := func(it json.RawMessage) int { return len(it) }
+		b.http, err = coalesce.NewBatcher(cfg, size, sink.Flush)
+	case configs.SinkValkey:
+		b.op = rule.Op
+		if b.key, err = parseBatchTemplate("key", rule.Key); err != nil {
+			return nil, err
+		}
+		if b.value, err = parseBatchTemplate("value", rule.Value); err != nil {
+			return nil, err
+		}
+		if b.ttl, err = parseBatchTemplate("ttl", rule.TTL); err != nil {
+			return nil, err
+		}
+		client, err := p.valkeyClient(rule)
+		if err != nil {
+			return nil, err
+		}
+		sink := upstream.NewValkeySink(client)
+		size := func(it upstream.ValkeyItem) int { return len(it.Key) + len(it.Value) }
+		b.valkey, err = coalesce.NewBatcher(cfg, size, sink.Flush)
+	case configs.SinkPostgres:
+		pool, err := p.postgresPool()
+		if err != nil {
+			return nil, err
+		}
+		names := slices.Sorted(maps.Keys(rule.Columns))
+		for _, name := range names {
+			t, err := parseBatchTemplate("columns."+name, rule.Columns[name])
+			if err != nil {
+				return nil, err
+			}
+			b.columns = append(b.columns, t)
+		}
+		var retCols []string
+		for _, field := range slices.Sorted(maps.Keys(rule.Returning)) {
+			col := rule.Returning[field]
+			b.returning = append(b.returning, returnField{field: field, column: col})
+			if !slices.Contains(retCols, col) {
+				retCols = append(retCols, col)
+			}
+		}
+		sink, err := upstream.NewPostgresSink(pool, rule.Table, names, retCols)
+		if err != nil {
+			return nil, err
+		}
+		b.pgSink = sink
+		b.postgres, err = coalesce.NewBatcher(cfg, nil, sink.Flush)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown sink %q", rule.Sink)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func parseBatchTemplate(what, s string) (configs.Template, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := configs.ParseTemplate(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return t, nil
+}
+
+// valkeyClient opens a client of the sink's own: on the route's addrs, or
+// else on the L2 addresses. It is the sink's, not the cache's, so that a
+// burst of writes never queues behind cache lookups; Shutdown closes it.
+// go-redis dials on first use, so a Valkey that is down fails writes, not
+// the start.
+func (p *Proxy) valkeyClient(rule *configs.BatchRule) (redis.UniversalClient, error) {
+	addrs := rule.Addrs
+	if len(addrs) == 0 {
+		addrs = p.cfg.Cache.L2.Addrs
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("a valkey sink needs addrs, or cache.l2.addrs")
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 addrs,
+		Password:              p.cfg.Cache.L2.Password,
+		ContextTimeoutEnabled: true,
+		DialerRetries:         1,
+		DisableIdentity:       true,
+	})
+	p.valkeyClients = append(p.valkeyClients, client)
+	return client, nil
+}
+
+// postgresPool returns the pool every postgres sink shares, made on first
+// use. pgxpool dials only when a flush asks for a connection, so a
+// database that is down fails writes with 503, not the start.
+func (p *Proxy) postgresPool() (*pgxpool.Pool, error) {
+	if p.pgPool != nil {
+		return p.pgPool, nil
+	}
+	if p.cfg.Postgres.DSN == "" {
+		return nil, errors.New("a postgres sink needs postgres.dsn")
+	}
+	pool, err := pgxpool.New(context.Background(), p.cfg.Postgres.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres.dsn: %w", err)
+	}
+	p.pgPool = pool
+	return pool, nil
+}
+
+// closeBatches closes every Batcher, flushing what is queued, and then the
+// stores' connections. Shutdown calls it once the server takes no more
+// requests, so nothing acknowledged is lost.
+func (p *Proxy) closeBatches(ctx context.Context) error {
+	var errs []error
+	for _, rt := range p.router.routes {
+		if b := p.batches[rt]; b != nil {
+			if err := b.batcher().Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("route %s: %w", rt.name, err))
+			}
+		}
+	}
+	p.closeBatchStores()
+	return errors.Join(errs...)
+}
+
+func (p *Proxy) closeBatchStores() {
+	for _, c := range p.valkeyClients {
+		c.Close() //nolint:errcheck // closing; nothing to do about it
+	}
+	p.valkeyClients = nil
+	if p.pgPool != nil {
+		p.pgPool.Close()
+		p.pgPool = nil
+	}
+}

@@ -1,0 +1,418 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
+)
+
+// batchRig is the simulated app behind a Sheepdog whose write routes are
+// batched into the test's own Valkey keys and PostgreSQL schema.
+type batchRig struct {
+	app    *shepherd.App
+	proxy  *Proxy
+	c      *fasthttp.HostClient
+	admin  *fasthttp.HostClient
+	redis  *redis.Client
+	prefix string        // the test's Valkey keys
+	pool   *pgxpool.Pool // the test's schema
+	table  string        // schema.orders
+}
+
+// batchOptions changes the rig: the store-memory batch block's extra
+// keys, and the postgres DSN (empty: the test database).
+type batchOptions struct {
+	storeMemory string
+	dsn         string
+}
+
+func newBatchRig(t *testing.T, opt batchOptions) *batchRig {
+	t.Helper()
+	r := &batchRig{}
+	addr := servicetest.RedisAddr(t)
+	r.prefix = servicetest.KeyPrefix(t)
+	r.redis = redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	t.Cleanup(func() { r.redis.Close() })
+	r.pool, r.table = testOrdersTable(t)
+	dsn := opt.dsn
+	if dsn == "" {
+		dsn = servicetest.PostgresDSN(t)
+	}
+	var originAddr string
+	r.app, originAddr = startOrigin(t)
+	src := fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+postgres: {dsn: "%s"}
+routes:
+  - name: cache-set
+    match: {method: POST, path: "/api/vultr/valkey/cache/{key}"}
+    batch: {sink: valkey, op: set, key: "%s{path.key}", value: "{body.value}", ttl: "{body.ttl=0}",
+            addrs: ["%s"], max_wait: 5ms}
+  - name: store-memory
+    match: {method: POST, path: /api/raindrop/store-memory}
+    batch: {sink: http, url: /api/raindrop/batch-store-memory, wrap: memories, split: results, %s}
+    invalidates: ["memory:{body.userId=demo_user}"]
+  - name: search-memory
+    match: {method: POST, path: /api/raindrop/search-memory}
+    cache: {ttl: 2m, key: {body: [userId=demo_user, q=, topK=20]}, tags: ["memory:{body.userId=demo_user}"]}
+  - name: create-order
+    match: {method: POST, path: /api/vultr/postgres/orders}
+    batch:
+      sink: postgres
+      table: %s
+      columns: {order_id: "{id:order_}", user_id: "{body.user_id}", items: "{body.items}",
+                total_amount: "{body.total_amount}", status: "{body.status=pending}"}
+      returning: {orderId: order_id}
+    invalidates: ["orders:{body.user_id}"]
+  - name: everything-else
+    match: {path_prefix: /}
+    pass: {}
+`, originAddr, dsn, r.prefix, addr, opt.storeMemory, r.table)
+	cfg, err := configs.Parse("batch-test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	var proxyAddr, adminAddr string
+	r.proxy, proxyAddr, adminAddr = startProxy(t, cfg)
+	r.c = rawClient(proxyAddr)
+	r.c.MaxConns = 200
+	r.admin = rawClient(adminAddr)
+	return r
+}
+
+// testOrdersTable creates a schema of the test's own holding a table
+// shaped like the app's orders; it is dropped when the test ends.
+func testOrdersTable(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, servicetest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	schema := "sheepdog_proxy_test_" + hex.EncodeToString(b[:])
+	_, err = pool.Exec(ctx, `CREATE SCHEMA `+schema+`;
+		CREATE TABLE `+schema+`.orders (
+			order_id TEXT PRIMARY KEY,
+			user_id TEXT NOT NULL,
+			items JSONB,
+			total_amount NUMERIC(10,2),
+			status TEXT DEFAULT 'pending',
+			created_at TIMESTAMPTZ DEFAULT now())`)
+	if err != nil {
+		pool.Close()
+		t.Fatalf("create the test's schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		pool.Close()
+	})
+	return pool, schema + ".orders"
+}
+
+// post sends a JSON body and returns the status and body.
+func (r *batchRig) post(t *testing.T, path, body string) (int, []byte, *fasthttp.ResponseHeader) {
+	t.Helper()
+	resp := get(t, r.c, "POST", path, "Content-Type", "application/json", "body", body)
+	defer fasthttp.ReleaseResponse(resp)
+	var h fasthttp.ResponseHeader
+	resp.Header.CopyTo(&h)
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...), &h
+}
+
+// batchStats reads a route's batch counters from the admin /stats.
+func (r *batchRig) batchStats(t *testing.T, name string) BatchStats {
+	t.Helper()
+	resp := get(t, r.admin, "GET", "/stats")
+	defer fasthttp.ReleaseResponse(resp)
+	var s struct {
+		Routes []struct {
+			Name  string      `json:"name"`
+			Batch *BatchStats `json:"batch"`
+		} `json:"routes"`
+	}
+	if err := json.Unmarshal(resp.Body(), &s); err != nil {
+		t.Fatalf("/stats: %v", err)
+	}
+	for _, rt := range s.Routes {
+		if rt.Name == name && rt.Batch != nil {
+			return *rt.Batch
+		}
+	}
+	t.Fatalf("/stats has no batch entry for %s: %s", name, resp.Body())
+	return BatchStats{}
+}
+
+// burst runs n calls of f at once and waits for them.
+func burst(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+}
+
+// TestBatchValkeyCacheSet: a burst of cache sets lands in fewer round
+// trips than items, and each key reads back as the app would store it.
+func TestBatchValkeyCacheSet(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	const n = 50
+	values := func(i int) (body, stored string, ttl bool) {
+		switch i % 3 {
+		case 0:
+			return fmt.Sprintf(`{"value":"plain %d"}`, i), fmt.Sprintf("plain %d", i), false
+		case 1:
+			return fmt.Sprintf(`{"value":{"z":%d,"a":["x<y"]},"ttl":60}`, i), fmt.Sprintf(`{"z":%d,"a":["x<y"]}`, i), true
+		default:
+			return fmt.Sprintf(`{"value":%d,"ttl":"30"}`, i), fmt.Sprint(i), true
+		}
+	}
+	var mu sync.Mutex
+	var failures []string
+	burst(n, func(i int) {
+		body, _, _ := values(i)
+		status, answer, _ := r.post(t, fmt.Sprintf("/api/vultr/valkey/cache/k%d", i), body)
+		if status != 200 || string(answer) != "{\"success\":true}\n" {
+			mu.Lock()
+			failures = append(failures, fmt.Sprintf("k%d: %d %s", i, status, answer))
+			mu.Unlock()
+		}
+	})
+	if len(failures) > 0 {
+		t.Fatalf("%d failures, first: %s", len(failures), failures[0])
+	}
+	ctx := context.Background()
+	for i := range n {
+		key := fmt.Sprintf("%sk%d", r.prefix, i)
+		_, want, withTTL := values(i)
+		got, err := r.redis.Get(ctx, key).Result()
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", key, got, err, want)
+		}
+		ttl := r.redis.TTL(ctx, key).Val()
+		if withTTL != (ttl > 0) || ttl > 60*time.Second {
+			t.Errorf("%s TTL %v; want an expiry: %v", key, ttl, withTTL)
+		}
+	}
+	s := r.batchStats(t, "cache-set")
+	if s.Items != n || s.Batches >= n || s.Batches == 0 {
+		t.Errorf("stats %+v: want %d items in fewer than %d batches", s, n, n)
+	}
+	t.Logf("%d sets in %d round trips", s.Items, s.Batches)
+}
+
+// TestBatchStoreMemory: a burst of store-memory goes to the app's batch
+// endpoint; each caller gets its own {success, source, id}; the write
+// drops the cached search, which then shows every memory.
+func TestBatchStoreMemory(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_items: 100, max_wait: 2ms"})
+	const search = `{"userId":"batch_user","q":"","topK":100}`
+	for range 2 { // a miss, then a hit
+		if status, _, _ := r.post(t, "/api/raindrop/search-memory", search); status != 200 {
+			t.Fatalf("search: %d", status)
+		}
+	}
+	const n = 30
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	var failures []string
+	burst(n, func(i int) {
+		status, answer, _ := r.post(t, "/api/raindrop/store-memory",
+			fmt.Sprintf(`{"userId":"batch_user","text":"note %d"}`, i))
+		var res struct {
+			Success bool   `json:"success"`
+			Source  string `json:"source"`
+			ID      string `json:"id"`
+		}
+		err := json.Unmarshal(answer, &res)
+		mu.Lock()
+		defer mu.Unlock()
+		if status != 200 || err != nil || !res.Success || res.Source != "mock" || res.ID == "" {
+			failures = append(failures, fmt.Sprintf("%d %s", status, answer))
+			return
+		}
+		ids[res.ID] = true
+	})
+	if len(failures) > 0 {
+		t.Fatalf("%d failures, first: %s", len(failures), failures[0])
+	}
+	if len(ids) != n {
+		t.Errorf("%d distinct ids for %d stores", len(ids), n)
+	}
+	if single, batches := count(r.app, "memory.store"), count(r.app, "memory.batch"); single != 0 || batches >= n {
+		t.Errorf("app saw %d single stores and %d batch calls; want 0 and fewer than %d", single, batches, n)
+	}
+	status, answer, _ := r.post(t, "/api/raindrop/search-memory", search)
+	var found struct {
+		Results []struct{ ID string } `json:"results"`
+	}
+	if err := json.Unmarshal(answer, &found); status != 200 || err != nil {
+		t.Fatalf("search after the writes: %d %s", status, answer)
+	}
+	for _, m := range found.Results {
+		delete(ids, m.ID)
+	}
+	if len(ids) != 0 || count(r.app, "memory.search") != 2 {
+		t.Errorf("search after the writes: %d stored ids missing, %d app searches (want 0 and 2: the write drops the cached answer)",
+			len(ids), count(r.app, "memory.search"))
+	}
+}
+
+var orderID = regexp.MustCompile(`^order_\d{13}_[0-9a-z]{9}$`)
+
+// TestBatchCreateOrder: an order lands in the test's table through one
+// INSERT ... RETURNING and is answered in the app's shape.
+func TestBatchCreateOrder(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	const body = `{"user_id":"user_1","items":[{"product_id":"p1","quantity":2,"price":19.99,"size":"M"}],"total_amount":39.98}`
+	const n = 10
+	var mu sync.Mutex
+	var answers [][]byte
+	burst(n, func(int) {
+		status, answer, h := r.post(t, "/api/vultr/postgres/orders", body)
+		if status != 200 || !strings.HasPrefix(string(h.ContentType()), "application/json") {
+			t.Errorf("order: %d %s", status, answer)
+			return
+		}
+		mu.Lock()
+		answers = append(answers, answer)
+		mu.Unlock()
+	})
+	ids := map[string]bool{}
+	for _, a := range answers {
+		var got struct {
+			Success bool            `json:"success"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(a, &got); err != nil || !got.Success {
+			t.Fatalf("answer %s: %v", a, err)
+		}
+		prefix, id, ok := strings.Cut(string(got.Data), `,"orderId":"`)
+		if !ok || prefix+"}" != body || !orderID.MatchString(strings.TrimSuffix(id, `"}`)) {
+			t.Errorf("data %s: want the body, then orderId like order_<ms>_<9 base36>", got.Data)
+			continue
+		}
+		ids[strings.TrimSuffix(id, `"}`)] = true
+	}
+	if len(ids) != n {
+		t.Fatalf("%d distinct order ids for %d orders", len(ids), n)
+	}
+	var rows int
+	var items, total, status string
+	ctx := context.Background()
+	err := r.pool.QueryRow(ctx, `SELECT count(*), min(items::text), min(total_amount::text), min(status) FROM `+r.table).
+		Scan(&rows, &items, &total, &status)
+	if err != nil || rows != n || total != "39.98" || status != "pending" ||
+		items != `[{"size": "M", "price": 19.99, "quantity": 2, "product_id": "p1"}]` {
+		t.Errorf("table: %d rows, items %s, total %s, status %s, %v", rows, items, total, status, err)
+	}
+	if s := r.batchStats(t, "create-order"); s.Items != n || s.Pool == nil {
+		t.Errorf("stats %+v: want %d items and pool stats", s, n)
+	}
+}
+
+// TestBatchBadRequests: a request that cannot make an item is a 400
+// naming the problem, and nothing is queued.
+func TestBatchBadRequests(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	for _, tc := range []struct {
+		name, path, body, inMessage string
+	}{
+		{"malformed JSON, valkey", "/api/vultr/valkey/cache/k", `{"value":`, "not valid JSON"},
+		{"malformed JSON, http", "/api/raindrop/store-memory", `{"text":"a"}x`, "not valid JSON"},
+		{"empty body", "/api/vultr/postgres/orders", ``, "not valid JSON"},
+		{"missing value", "/api/vultr/valkey/cache/k", `{"ttl":5}`, "body.value"},
+		{"missing column value", "/api/vultr/postgres/orders", `{"items":[],"total_amount":1}`, "body.user_id"},
+		{"bad ttl", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":"soon"}`, "ttl"},
+		{"negative ttl", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":-1}`, "ttl"},
+		{"body not an object", "/api/vultr/postgres/orders", `[1,2]`, "object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := get(t, r.c, "POST", tc.path, "body", tc.body)
+			defer fasthttp.ReleaseResponse(resp)
+			errorBody(t, resp, 400, codeBadRequest)
+			if !strings.Contains(string(resp.Body()), tc.inMessage) {
+				t.Errorf("body %s: want it to name %q", resp.Body(), tc.inMessage)
+			}
+		})
+	}
+	for _, name := range []string{"cache-set", "store-memory", "create-order"} {
+		if s := r.batchStats(t, name); s.Items != 0 {
+			t.Errorf("%s queued %d items", name, s.Items)
+		}
+	}
+}
+
+// TestBatchQueueFull: with a slow sink and a queue of one, callers beyond
+// what the flushes in flight and the queue hold get 503 and Retry-After.
+func TestBatchQueueFull(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_items: 1, queue: 1"})
+	r.app.SetLatency("memory.batch", 300*time.Millisecond)
+	const n = 10
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	burst(n, func(i int) {
+		resp := get(t, r.c, "POST", "/api/raindrop/store-memory", "body", fmt.Sprintf(`{"text":"t%d"}`, i))
+		defer fasthttp.ReleaseResponse(resp)
+		if resp.StatusCode() == 503 {
+			errorBody(t, resp, 503, codeQueueFull)
+			if got := string(resp.Header.Peek("Retry-After")); got != "1" {
+				t.Errorf("Retry-After %q, want 1", got)
+			}
+		}
+		mu.Lock()
+		statuses[resp.StatusCode()]++
+		mu.Unlock()
+	})
+	if statuses[503] == 0 || statuses[200] == 0 || statuses[200]+statuses[503] != n {
+		t.Errorf("statuses %v: want some 200 and some 503, nothing else", statuses)
+	}
+	if s := r.batchStats(t, "store-memory"); s.Refused != int64(statuses[503]) {
+		t.Errorf("stats refused %d, want %d", s.Refused, statuses[503])
+	}
+}
+
+// TestBatchPostgresDown: a database that cannot be reached does not stop
+// Sheepdog starting; its route answers 503 per item.
+func TestBatchPostgresDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms",
+		dsn: "postgres://postgres@" + closed + "/test?sslmode=disable&connect_timeout=1"})
+	resp := get(t, r.c, "POST", "/api/vultr/postgres/orders", "body", `{"user_id":"u","items":[],"total_amount":1}`)
+	defer fasthttp.ReleaseResponse(resp)
+	errorBody(t, resp, 503, codeStoreUnavailable)
+	if got := string(resp.Header.Peek("Retry-After")); got != "1" {
+		t.Errorf("Retry-After %q, want 1", got)
+	}
+}

@@ -1,0 +1,397 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/upstream"
+)
+
+// errBadField is a value the request carries that a batch item cannot
+// take (a ttl that is not a number, a body that is not an object): a 400
+// before anything is queued.
+type errBadField struct{ field, problem string }
+
+func (e *errBadField) Error() string { return e.field + ": " + e.problem }
+
+// errBatch wraps a write's failure that has no status of its own (a
+// command Valkey refused, a miscounted answer): a 502.
+type errBatch struct{ err error }
+
+func (e *errBatch) Error() string { return "batch write: " + e.err.Error() }
+func (e *errBatch) Unwrap() error { return e.err }
+
+var answerSuccess = []byte(`{"success":true}` + "\n")
+
+// serveBatch reads and checks the whole request, resolves every template
+// of its item, hands the item to the route's Batcher, waits for that
+// item's own result and answers with it. Nothing is queued for a request
+// that would fail on its own (malformed JSON, a missing value), so a
+// bad request never costs its batch-mates a split. After a write
+// succeeds, the route's invalidates tags are dropped before the answer,
+// as on pass routes.
+func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues, b *batchRoute) {
+	if err := readBody(ctx, p.maxBody); err != nil {
+		fail(ctx, err)
+		return
+	}
+	body := ctx.Request.Body()
+	var raw json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		// json names the problem and its offset; the body itself is
+		// never echoed.
+		fail(ctx, fmt.Errorf("%w: %v", errBadBody, err))
+		return
+	}
+	var fields []field // postgres: the body's members, for the answer
+	if b.sink == configs.SinkPostgres {
+		var err error
+		if fields, err = objectFields(body); err != nil {
+			fail(ctx, err)
+			return
+		}
+	}
+	tags, err := rv.evalTags(nil, rt.invalidates)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+
+	// The wait is bounded on its own context, not the RequestCtx: that
+	// one ends when the server shuts down, and Shutdown wants every
+	// queued item flushed and answered, not abandoned.
+	wctx, cancel := context.WithTimeout(context.Background(), p.cfg.Upstream.Timeout)
+	defer cancel()
+	var status int
+	switch b.sink {
+	case configs.SinkHTTP:
+		status = p.batchHTTP(wctx, ctx, b, body)
+	case configs.SinkValkey:
+		status = p.batchValkey(wctx, ctx, b, rv)
+	case configs.SinkPostgres:
+		status = p.batchPostgres(wctx, ctx, b, rv, fields)
+	}
+	if status >= 200 && status < 300 && len(tags) > 0 {
+		if err := p.cache.Invalidate(ctx, tags...); err != nil {
+			p.invFailed.Add(1) // as in passRoute: counted, not logged
+		}
+	}
+}
+
+// batchHTTP submits the request body itself as the item and answers with
+// the item's own element of the batch answer. It returns the status sent.
+func (p *Proxy) batchHTTP(wctx context.Context, ctx *fasthttp.RequestCtx, b *batchRoute, body []byte) int {
+	// A copy: a caller that times out leaves its item to a flush that may
+	// still read it after the handler, and so the RequestCtx, is done.
+	item := json.RawMessage(bytes.Clone(body))
+	res, err := b.http.Submit(wctx, item)
+	if err != nil {
+		var se *upstream.StatusError
+		if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
+			// The endpoint refused the item itself (the batcher split
+			// the batch down to it): the app's own answer.
+			return writeBatchAnswer(ctx, se.Status, se.Body)
+		}
+		return batchFail(ctx, err)
+	}
+	return writeBatchAnswer(ctx, res.Status, res.Body)
+}
+
+// batchValkey resolves the item's key, value and ttl, and answers as the
+// app does, {"success":true}.
+func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *batchRoute, rv *requestValues) int {
+	ev := batchEval{rv: rv}
+	item := upstream.ValkeyItem{Op: b.op}
+	var err error
+	if item.Key, err = ev.text(b.key); err != nil {
+		return batchFail(ctx, err)
+	}
+	if b.value != nil {
+		if item.Value, err = ev.json(b.value); err != nil {
+			return batchFail(ctx, err)
+		}
+	}
+	if b.ttl != nil {
+		ttl, err := ev.text(b.ttl)
+		if err != nil {
+			return batchFail(ctx, err)
+		}
+		if item.TTL, err = strconv.ParseInt(ttl, 10, 64); err != nil || item.TTL < 0 {
+			return batchFail(ctx, &errBadField{field: "ttl", problem: "want a whole number of seconds, 0 or more"})
+		}
+	}
+	res, err := b.valkey.Submit(wctx, item)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return batchFail(ctx, err)
+	}
+	return writeBatchAnswer(ctx, fasthttp.StatusOK, answerSuccess)
+}
+
+// batchPostgres resolves one value per column and answers in the app's
+// shape, {"success":true,"data":{...body, ...returning}}.
+func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, b *batchRoute, rv *requestValues, fields []field) int {
+	ev := batchEval{rv: rv}
+	var err error
+	item := upstream.PostgresItem{Values: make([]any, len(b.columns))}
+	for i, t := range b.columns {
+		if item.Values[i], err = ev.column(t); err != nil {
+			return batchFail(ctx, err)
+		}
+	}
+	res, err := b.postgres.Submit(wctx, item)
+	if err != nil {
+		return batchFail(ctx, err)
+	}
+	answer, err := postgresAnswer(fields, b.returning, res.Returned)
+	if err != nil {
+		return batchFail(ctx, &errBatch{err})
+	}
+	return writeBatchAnswer(ctx, fasthttp.StatusOK, answer)
+}
+
+// batchFail answers err and returns its status. A 503 says when to come
+// back: the queue drains, and a store restarts, within moments.
+func batchFail(ctx *fasthttp.RequestCtx, err error) int {
+	var missing *errMissingValue
+	var bad *errBadField
+	if !errors.As(err, &missing) && !errors.As(err, &bad) && !errors.Is(err, errBadBody) {
+		err = &errBatch{err}
+	}
+	fail(ctx, err)
+	status := ctx.Response.StatusCode()
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	return status
+}
+
+func writeBatchAnswer(ctx *fasthttp.RequestCtx, status int, body []byte) int {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.SetBody(body)
+	return status
+}
+
+// field is one member of a JSON object, in the order it was written.
+type field struct {
+	key   string
+	value json.RawMessage
+}
+
+// objectFields reads a JSON object's members in order, so that an answer
+// that spreads the body keeps the client's key order, as the app's does.
+// A repeated key keeps its first place and its last value, as in JS.
+func objectFields(body []byte) ([]field, error) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, &errBadField{field: "body", problem: "want a JSON object"}
+	}
+	var fields []field
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadBody, err)
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadBody, err)
+		}
+		if i := fieldIndex(fields, key); i >= 0 {
+			fields[i].value = v
+			continue
+		}
+		fields = append(fields, field{key: key, value: v})
+	}
+	return fields, nil
+}
+
+func fieldIndex(fields []field, key string) int {
+	for i, f := range fields {
+		if f.key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// postgresAnswer is {"success":true,"data":{...body, ...returning}}: the
+// returned columns replace body fields of the same name in place, as a
+// JS spread does, and follow the body's fields otherwise.
+func postgresAnswer(body []field, returning []returnField, returned map[string]any) ([]byte, error) {
+	fields := append([]field(nil), body...)
+	for _, r := range returning {
+		v, err := marshalJS(returned[r.column])
+		if err != nil {
+			return nil, fmt.Errorf("returned %s: %w", r.column, err)
+		}
+		if i := fieldIndex(fields, r.field); i >= 0 {
+			fields[i].value = v
+		} else {
+			fields = append(fields, field{key: r.field, value: v})
+		}
+	}
+	out := append([]byte(nil), `{"success":true,"data":{`...)
+	for i, f := range fields {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		k, _ := marshalJS(f.key)
+		out = append(append(append(out, k...), ':'), f.value...)
+	}
+	return append(out, "}}\n"...), nil
+}
+
+// batchEval resolves a batch item's templates against one request. An
+// {id:PREFIX} placeholder gives one id per prefix per item, so two columns
+// naming the same prefix hold the same id.
+type batchEval struct {
+	rv  *requestValues
+	ids map[string]string
+}
+
+// text evaluates t as text: strings as their text, other JSON values as
+// their JSON.
+func (e *batchEval) text(t configs.Template) (string, error) {
+	var buf []byte
+	for _, part := range t {
+		if part.Source == configs.SourceID {
+			buf = append(buf, e.id(part.IDPrefix)...)
+			continue
+		}
+		var err error
+		if buf, err = e.rv.appendTemplate(buf, configs.Template{part}); err != nil {
+			return "", err
+		}
+	}
+	return string(buf), nil
+}
+
+// json evaluates t as a JSON value: a template that is one body
+// placeholder gives the request's own JSON for it, byte for byte (so an
+// object keeps its key order, and a string stays a string); anything
+// else is the JSON string of its text.
+func (e *batchEval) json(t configs.Template) (json.RawMessage, error) {
+	if raw, ok := e.bodyJSON(t); ok {
+		return raw, nil
+	}
+	s, err := e.text(t)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
+}
+
+// column evaluates t as a value for PostgreSQL to cast to its column: a
+// JSON string as its text, null as NULL, any other JSON value as its
+// JSON text (for JSONB and NUMERIC columns), and text otherwise.
+func (e *batchEval) column(t configs.Template) (any, error) {
+	raw, ok := e.bodyJSON(t)
+	if !ok {
+		return e.text(t)
+	}
+	switch {
+	case string(raw) == "null":
+		return nil, nil
+	case raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadBody, err)
+		}
+		return s, nil
+	}
+	return raw, nil
+}
+
+// bodyJSON returns the raw JSON that t names when t is exactly one body
+// placeholder and the body has that value.
+func (e *batchEval) bodyJSON(t configs.Template) (json.RawMessage, bool) {
+	if len(t) != 1 || t[0].Source != configs.SourceBody {
+		return nil, false
+	}
+	return rawJSONAt(e.rv.ctx.Request.Body(), t[0].JSONPath())
+}
+
+func (e *batchEval) id(prefix string) string {
+	if id, ok := e.ids[prefix]; ok {
+		return id
+	}
+	if e.ids == nil {
+		e.ids = make(map[string]string, 1)
+	}
+	id := newID(prefix, time.Now())
+	e.ids[prefix] = id
+	return id
+}
+
+// rawJSONAt walks path into a JSON document, keeping each value's bytes
+// as written. As in JS, the last of repeated keys wins.
+func rawJSONAt(doc []byte, path []string) (json.RawMessage, bool) {
+	cur := json.RawMessage(bytes.TrimSpace(doc))
+	for _, step := range path {
+		switch {
+		case len(cur) > 0 && cur[0] == '{':
+			var obj map[string]json.RawMessage
+			if json.Unmarshal(cur, &obj) != nil {
+				return nil, false
+			}
+			next, ok := obj[step]
+			if !ok {
+				return nil, false
+			}
+			cur = next
+		case len(cur) > 0 && cur[0] == '[':
+			var arr []json.RawMessage
+			i, err := strconv.Atoi(step)
+			if err != nil || json.Unmarshal(cur, &arr) != nil || i < 0 || i >= len(arr) {
+				return nil, false
+			}
+			cur = arr[i]
+		default:
+			return nil, false
+		}
+	}
+	return cur, len(cur) > 0
+}
+
+const base36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+// newID makes an id as the app does for its rows,
+// `${prefix}${Date.now()}_${Math.random().toString(36).substr(2, 9)}`:
+// order_1764072000000_k3j9x0a1b. 9 random base36 characters (46 bits)
+// per millisecond keep ids apart across replicas.
+func newID(prefix string, now time.Time) string {
+	var r [9]byte
+	for i := range r {
+		r[i] = base36[rand.IntN(len(base36))]
+	}
+	b := make([]byte, 0, len(prefix)+24)
+	b = append(b, prefix...)
+	b = strconv.AppendInt(b, now.UnixMilli(), 10)
+	b = append(b, '_')
+	return string(append(b, r[:]...))
+}
+
+// marshalJS is json.Marshal without the HTML escapes (\u003c for <) that
+// JSON.stringify does not write, so answers read as the app's do.
+func marshalJS(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
