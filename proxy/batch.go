@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -35,6 +37,30 @@ type batchRoute struct {
 	// the answer fields that the returned columns fill.
 	columns   []configs.Template
 	returning []returnField
+
+	// passThrough is set once the postgres sink's table turns out not to
+	// exist in its database: then the route's writes go to the app, as
+	// a pass route's would, rather than fail one by one.
+	passThrough atomic.Bool
+}
+
+// errNoTable marks a flush that failed because the sink's table, schema
+// or a column does not exist: the route is misconfigured for this
+// database, and no item of it can be written there.
+var errNoTable = errors.New("the postgres sink's table is not in its database")
+
+// missingTable reports whether err is PostgreSQL's undefined table,
+// undefined column or invalid schema.
+func missingTable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "42P01", "42703", "3F000":
+		return true
+	}
+	return false
 }
 
 // returnField is one answer field of a postgres route, filled from a
@@ -85,7 +111,7 @@ func (p *Proxy) buildBatches() (err error) {
 		if rule == nil {
 			continue
 		}
-		b, err := p.buildBatch(rule)
+		b, err := p.buildBatch(rt.name, rule)
 		if err != nil {
 			return fmt.Errorf("route %s: batch: %w", rt.name, err)
 		}
@@ -97,7 +123,7 @@ func (p *Proxy) buildBatches() (err error) {
 	return nil
 }
 
-func (p *Proxy) buildBatch(rule *configs.BatchRule) (*batchRoute, error) {
+func (p *Proxy) buildBatch(name string, rule *configs.BatchRule) (*batchRoute, error) {
 	cfg := batchConfig(rule, p.cfg.Upstream.Timeout)
 	b := &batchRoute{sink: rule.Sink}
 	var err error
@@ -150,7 +176,7 @@ func (p *Proxy) buildBatch(rule *configs.BatchRule) (*batchRoute, error) {
 			return nil, err
 		}
 		b.pgSink = sink
-		b.postgres, err = coalesce.NewBatcher(cfg, nil, sink.Flush)
+		b.postgres, err = coalesce.NewBatcher(cfg, nil, p.postgresFlush(b, sink, name))
 		if err != nil {
 			return nil, err
 		}
@@ -161,6 +187,28 @@ func (p *Proxy) buildBatch(rule *configs.BatchRule) (*batchRoute, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// postgresFlush is sink.Flush, except that once the table is found
+// missing the route passes its writes through to the app: the batches
+// still queued fail at once with errNoTable (without a round trip each
+// time the Batcher splits them), and their callers are passed through.
+// Nothing was written by a failed INSERT, so nothing is written twice.
+func (p *Proxy) postgresFlush(b *batchRoute, sink *upstream.PostgresSink, route string) coalesce.FlushFunc[upstream.PostgresItem, upstream.PostgresResult] {
+	return func(ctx context.Context, items []upstream.PostgresItem) ([]upstream.PostgresResult, error) {
+		if b.passThrough.Load() {
+			return nil, errNoTable
+		}
+		res, err := sink.Flush(ctx, items)
+		if err != nil && missingTable(err) {
+			if b.passThrough.CompareAndSwap(false, true) {
+				p.log.Warn("postgres sink: table missing; the route's writes now pass through to the app",
+					"route", route, "sink", sink.String(), "error", err)
+			}
+			return nil, fmt.Errorf("%w: %w", errNoTable, err)
+		}
+		return res, err
+	}
 }
 
 func parseBatchTemplate(what, s string) (configs.Template, error) {

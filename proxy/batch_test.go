@@ -40,6 +40,7 @@ type batchRig struct {
 type batchOptions struct {
 	storeMemory string
 	dsn         string
+	table       string // the create-order table, if not the test's own
 }
 
 func newBatchRig(t *testing.T, opt batchOptions) *batchRig {
@@ -50,6 +51,10 @@ func newBatchRig(t *testing.T, opt batchOptions) *batchRig {
 	r.redis = redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
 	t.Cleanup(func() { r.redis.Close() })
 	r.pool, r.table = testOrdersTable(t)
+	table := r.table
+	if opt.table != "" {
+		table = opt.table
+	}
 	dsn := opt.dsn
 	if dsn == "" {
 		dsn = servicetest.PostgresDSN(t)
@@ -83,7 +88,7 @@ routes:
   - name: everything-else
     match: {path_prefix: /}
     pass: {}
-`, originAddr, dsn, r.prefix, addr, opt.storeMemory, r.table)
+`, originAddr, dsn, r.prefix, addr, opt.storeMemory, table)
 	cfg, err := configs.Parse("batch-test.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -414,5 +419,88 @@ func TestBatchPostgresDown(t *testing.T) {
 	errorBody(t, resp, 503, codeStoreUnavailable)
 	if got := string(resp.Header.Peek("Retry-After")); got != "1" {
 		t.Errorf("Retry-After %q, want 1", got)
+	}
+}
+
+// TestBatchShutdownFlushes: writes waiting in a batch when Shutdown
+// begins are flushed and answered. (Batcher's own tests check that Close
+// leaves no goroutine; here fasthttp's servers leave idle workers that
+// sleep for seconds, so a goroutine count cannot tell.)
+func TestBatchShutdownFlushes(t *testing.T) {
+	addr := servicetest.RedisAddr(t)
+	prefix := servicetest.KeyPrefix(t)
+	rc := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	defer rc.Close()
+	_, originAddr := startOrigin(t)
+	cfg, err := configs.Parse("shutdown.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: cache-set
+    match: {method: POST, path: "/api/vultr/valkey/cache/{key}"}
+    batch: {sink: valkey, key: "%s{path.key}", value: "{body.value}", addrs: ["%s"], max_wait: 300ms, max_items: 1000}
+`, originAddr, prefix, addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	adminLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln, adminLn) }()
+	c := rawClient(ln.Addr().String())
+	defer c.CloseIdleConnections()
+
+	const n = 20
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp := get(t, c, "POST", fmt.Sprintf("/api/vultr/valkey/cache/k%d", i), "body", `{"value":"v"}`)
+			statuses <- resp.StatusCode()
+			fasthttp.ReleaseResponse(resp)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // the first flushed alone; the rest wait for max_wait
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Errorf("a write in flight at shutdown got %d", s)
+		}
+	}
+	for i := range n {
+		if got := rc.Get(context.Background(), fmt.Sprintf("%sk%d", prefix, i)).Val(); got != "v" {
+			t.Errorf("k%d = %q after shutdown, want v", i, got)
+		}
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
+// TestBatchPostgresMissingTable: a sink whose table is not in its
+// database passes the route's writes through to the app, once found out,
+// rather than fail every one.
+func TestBatchPostgresMissingTable(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms", table: "sheepdog_no_such_schema.orders"})
+	const body = `{"user_id":"user_1","items":[],"total_amount":5}`
+	for i := range 3 {
+		status, answer, _ := r.post(t, "/api/vultr/postgres/orders", body)
+		if status != 200 || !strings.Contains(string(answer), `"orderId":"order_`) {
+			t.Errorf("write %d: %d %s; want the app's own answer", i, status, answer)
+		}
+	}
+	if got := count(r.app, "orders.create"); got != 3 {
+		t.Errorf("the app took %d orders, want 3", got)
 	}
 }

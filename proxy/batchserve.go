@@ -40,6 +40,10 @@ var answerSuccess = []byte(`{"success":true}` + "\n")
 // succeeds, the route's invalidates tags are dropped before the answer,
 // as on pass routes.
 func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues, b *batchRoute) {
+	if b.passThrough.Load() {
+		p.passRoute(ctx, rt, rv)
+		return
+	}
 	if err := readBody(ctx, p.maxBody); err != nil {
 		fail(ctx, err)
 		return
@@ -151,6 +155,11 @@ func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, b 
 		}
 	}
 	res, err := b.postgres.Submit(wctx, item)
+	if errors.Is(err, errNoTable) {
+		// The body was read whole and is sent as it came.
+		p.pass(ctx)
+		return ctx.Response.StatusCode()
+	}
 	if err != nil {
 		return batchFail(ctx, err)
 	}
