@@ -504,3 +504,34 @@ func TestBatchPostgresMissingTable(t *testing.T) {
 		t.Errorf("the app took %d orders, want 3", got)
 	}
 }
+
+// TestBatchOrderRejected: an order PostgreSQL refuses fails alone, with
+// 422; its batch-mates land.
+func TestBatchOrderRejected(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	const n = 10
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	burst(n, func(i int) {
+		total := "12.50"
+		if i == 3 {
+			total = `"not a number"`
+		}
+		resp := get(t, r.c, "POST", "/api/vultr/postgres/orders", "body",
+			fmt.Sprintf(`{"user_id":"user_%d","items":[],"total_amount":%s}`, i, total))
+		defer fasthttp.ReleaseResponse(resp)
+		if i == 3 {
+			errorBody(t, resp, 422, codeWriteRejected)
+		}
+		mu.Lock()
+		statuses[resp.StatusCode()]++
+		mu.Unlock()
+	})
+	if statuses[200] != n-1 || statuses[422] != 1 {
+		t.Errorf("statuses %v, want %d of 200 and one 422", statuses, n-1)
+	}
+	var rows int
+	if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+r.table).Scan(&rows); err != nil || rows != n-1 {
+		t.Errorf("%d rows (%v), want %d", rows, err, n-1)
+	}
+}

@@ -72,8 +72,12 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 
 	// The wait is bounded on its own context, not the RequestCtx: that
 	// one ends when the server shuts down, and Shutdown wants every
-	// queued item flushed and answered, not abandoned.
-	wctx, cancel := context.WithTimeout(context.Background(), p.cfg.Upstream.Timeout)
+	// queued item flushed and answered, not abandoned. Each flush is
+	// bounded by the upstream timeout, and an item may wait for the
+	// flushes ahead of it before its own, so it waits up to twice that:
+	// a slow store is then answered by the flush's own error, not by a
+	// 504 for a write that may still land.
+	wctx, cancel := context.WithTimeout(context.Background(), 2*p.cfg.Upstream.Timeout)
 	defer cancel()
 	var status int
 	switch b.sink {
