@@ -191,7 +191,7 @@ func TestBatchValkeyCacheSet(t *testing.T) {
 	values := func(i int) (body, stored string, ttl bool) {
 		switch i % 3 {
 		case 0:
-			return fmt.Sprintf(`{"value":"plain %d"}`, i), fmt.Sprintf("plain %d", i), false
+			return fmt.Sprintf(`{"value":"plain %d","ttl":null}`, i), fmt.Sprintf("plain %d", i), false
 		case 1:
 			return fmt.Sprintf(`{"value":{"z":%d,"a":["x<y"]},"ttl":60}`, i), fmt.Sprintf(`{"z":%d,"a":["x<y"]}`, i), true
 		default:
@@ -533,5 +533,71 @@ func TestBatchOrderRejected(t *testing.T) {
 	var rows int
 	if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+r.table).Scan(&rows); err != nil || rows != n-1 {
 		t.Errorf("%d rows (%v), want %d", rows, err, n-1)
+	}
+}
+
+// TestPostgresAnswer: the body's members in their order, the returned
+// columns after them or in place of a member of the same name.
+func TestPostgresAnswer(t *testing.T) {
+	ret := []returnField{{field: "orderId", column: "order_id"}}
+	for _, tc := range []struct {
+		name, body string
+		returned   map[string]any
+		want       string
+	}{
+		{"appended", `{"b":1,"a":[1, 2]}`, map[string]any{"order_id": "o1"},
+			`{"success":true,"data":{"b":1,"a":[1, 2],"orderId":"o1"}}`},
+		{"replaced in place", `{"orderId":"mine","x":"<"}`, map[string]any{"order_id": "o<2"},
+			`{"success":true,"data":{"orderId":"o<2","x":"<"}}`},
+		{"repeated key keeps its place, last value", `{"a":1,"b":2,"a":3}`, map[string]any{"order_id": nil},
+			`{"success":true,"data":{"a":3,"b":2,"orderId":null}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fields, err := objectFields([]byte(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := postgresAnswer(fields, ret, tc.returned)
+			if err != nil || string(got) != tc.want+"\n" {
+				t.Errorf("got %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRawJSONAt: values come back as the client wrote them.
+func TestRawJSONAt(t *testing.T) {
+	const doc = ` {"a":{"b":[10, {"c": "x"}]},"n":null,"s":"t"} `
+	for _, tc := range []struct {
+		path string
+		want string
+		ok   bool
+	}{
+		{"a", `{"b":[10, {"c": "x"}]}`, true},
+		{"a.b.1", `{"c": "x"}`, true},
+		{"a.b.1.c", `"x"`, true},
+		{"n", `null`, true},
+		{"s", `"t"`, true},
+		{"a.b.2", ``, false},
+		{"a.b.x", ``, false},
+		{"s.t", ``, false},
+		{"missing", ``, false},
+	} {
+		got, ok := rawJSONAt([]byte(doc), strings.Split(tc.path, "."))
+		if ok != tc.ok || string(got) != tc.want {
+			t.Errorf("%s: got %s, %v; want %s, %v", tc.path, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestNewID(t *testing.T) {
+	at := time.UnixMilli(1764072000000)
+	seen := map[string]bool{}
+	for range 100 {
+		id := newID("order_", at)
+		if !orderID.MatchString(id) || !strings.HasPrefix(id, "order_1764072000000_") || seen[id] {
+			t.Fatalf("id %q: want order_<ms>_<9 base36>, unique", id)
+		}
+		seen[id] = true
 	}
 }

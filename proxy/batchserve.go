@@ -133,6 +133,11 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 		if err != nil {
 			return batchFail(ctx, err)
 		}
+		switch ttl {
+		case "", "null", "false":
+			// Falsy in JS: the app sets no expiry for these, as for 0.
+			ttl = "0"
+		}
 		if item.TTL, err = strconv.ParseInt(ttl, 10, 64); err != nil || item.TTL < 0 {
 			return batchFail(ctx, &errBadField{field: "ttl", problem: "want a whole number of seconds, 0 or more"})
 		}
@@ -273,6 +278,11 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 type batchEval struct {
 	rv  *requestValues
 	ids map[string]string
+
+	// top is the body's top-level members, read once for every column
+	// rather than once per column; nil when the body is not an object.
+	top     map[string]json.RawMessage
+	topRead bool
 }
 
 // text evaluates t as text: strings as their text, other JSON values as
@@ -334,7 +344,19 @@ func (e *batchEval) bodyJSON(t configs.Template) (json.RawMessage, bool) {
 	if len(t) != 1 || t[0].Source != configs.SourceBody {
 		return nil, false
 	}
-	return rawJSONAt(e.rv.ctx.Request.Body(), t[0].JSONPath())
+	path := t[0].JSONPath()
+	if !e.topRead {
+		e.topRead = true
+		_ = json.Unmarshal(e.rv.ctx.Request.Body(), &e.top) // stays nil unless an object
+	}
+	if e.top == nil {
+		return rawJSONAt(e.rv.ctx.Request.Body(), path)
+	}
+	v, ok := e.top[path[0]]
+	if !ok {
+		return nil, false
+	}
+	return rawJSONAt(v, path[1:])
 }
 
 func (e *batchEval) id(prefix string) string {
