@@ -24,9 +24,9 @@ import (
 type batchRoute struct {
 	sink string
 
-	http     *coalesce.Batcher[json.RawMessage, upstream.HTTPResult]
-	valkey   *coalesce.Batcher[upstream.ValkeyItem, upstream.ValkeyResult]
-	postgres *coalesce.Batcher[upstream.PostgresItem, upstream.PostgresResult]
+	http     *coalesce.Batcher[json.RawMessage, itemOutcome[upstream.HTTPResult]]
+	valkey   *coalesce.Batcher[upstream.ValkeyItem, itemOutcome[upstream.ValkeyResult]]
+	postgres *coalesce.Batcher[upstream.PostgresItem, itemOutcome[upstream.PostgresResult]]
 	pgSink   *upstream.PostgresSink // for its pool stats
 
 	// valkey: the templates of one item.
@@ -37,6 +37,10 @@ type batchRoute struct {
 	// the answer fields that the returned columns fill.
 	columns   []configs.Template
 	returning []returnField
+
+	// failed counts the items that got their batch's error without a
+	// split (see wholeBatch): the Batcher sees those flushes succeed.
+	failed atomic.Int64
 
 	// passThrough is set once the postgres sink's table turns out not to
 	// exist in its database: then the route's writes go to the app, as
@@ -131,7 +135,7 @@ func (p *Proxy) buildBatch(name string, rule *configs.BatchRule) (*batchRoute, e
 	case configs.SinkHTTP:
 		sink := upstream.NewHTTPSink(p.upstream, rule.URL, rule.Wrap, rule.Split)
 		size := func(it json.RawMessage) int { return len(it) }
-		b.http, err = coalesce.NewBatcher(cfg, size, sink.Flush)
+		b.http, err = coalesce.NewBatcher(cfg, size, perItem(sink.Flush))
 	case configs.SinkValkey:
 		b.op = rule.Op
 		if b.key, err = parseBatchTemplate("key", rule.Key); err != nil {
@@ -149,7 +153,7 @@ func (p *Proxy) buildBatch(name string, rule *configs.BatchRule) (*batchRoute, e
 		}
 		sink := upstream.NewValkeySink(client)
 		size := func(it upstream.ValkeyItem) int { return len(it.Key) + len(it.Value) }
-		b.valkey, err = coalesce.NewBatcher(cfg, size, sink.Flush)
+		b.valkey, err = coalesce.NewBatcher(cfg, size, perItem(sink.Flush))
 	case configs.SinkPostgres:
 		pool, err := p.postgresPool()
 		if err != nil {
@@ -176,7 +180,7 @@ func (p *Proxy) buildBatch(name string, rule *configs.BatchRule) (*batchRoute, e
 			return nil, err
 		}
 		b.pgSink = sink
-		b.postgres, err = coalesce.NewBatcher(cfg, nil, p.postgresFlush(b, sink, name))
+		b.postgres, err = coalesce.NewBatcher(cfg, nil, perItem(p.postgresFlush(b, sink, name)))
 		if err != nil {
 			return nil, err
 		}
@@ -209,6 +213,56 @@ func (p *Proxy) postgresFlush(b *batchRoute, sink *upstream.PostgresSink, route 
 		}
 		return res, err
 	}
+}
+
+// itemOutcome is one item's result, or the error of the whole batch it was
+// in when splitting that batch could not have helped.
+type itemOutcome[R any] struct {
+	res R
+	err error
+}
+
+// perItem hands a failure that is the store's, not an item's, to every
+// item of the batch as its own result. The Batcher splits a failed batch
+// to find a bad item; against a store that is down or an endpoint that
+// answers 5xx, that would only multiply the calls (a batch of 100 makes
+// 199), each failing the same way.
+func perItem[I, R any](flush coalesce.FlushFunc[I, R]) coalesce.FlushFunc[I, itemOutcome[R]] {
+	return func(ctx context.Context, items []I) ([]itemOutcome[R], error) {
+		res, err := flush(ctx, items)
+		if err != nil {
+			if !wholeBatch(err) {
+				return nil, err
+			}
+			out := make([]itemOutcome[R], len(items))
+			for i := range out {
+				out[i].err = err
+			}
+			return out, nil
+		}
+		out := make([]itemOutcome[R], len(res))
+		for i, r := range res {
+			out[i].res = r
+		}
+		return out, nil
+	}
+}
+
+// wholeBatch reports whether err fails a batch whatever its items are: a
+// store that cannot be reached, a table that is not there, an endpoint
+// that failed (5xx, already retried once) or could not be reached.
+func wholeBatch(err error) bool {
+	var se *upstream.StatusError
+	var ue *upstream.Error
+	switch {
+	case errors.Is(err, upstream.ErrUnavailable), errors.Is(err, errNoTable):
+		return true
+	case errors.As(err, &se):
+		return se.Status >= 500
+	case errors.As(err, &ue):
+		return true
+	}
+	return false
 }
 
 func parseBatchTemplate(what, s string) (configs.Template, error) {

@@ -601,3 +601,56 @@ func TestNewID(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// TestBatchEndpointFails: a batch endpoint that answers 5xx fails each
+// caller with 502 after one retry, without the batch being split into
+// more calls; one that answers 4xx gives each caller its answer.
+func TestBatchEndpointFails(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		status   int
+		want     int
+		maxCalls func(batches int64) uint64
+	}{
+		{"5xx", 500, 502, func(b int64) uint64 { return uint64(2 * b) }},
+		{"4xx", 400, 400, func(int64) uint64 { return 1000 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app, originAddr := startOrigin(t)
+			cfg, err := configs.Parse("endpoint.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: store-memory
+    match: {method: POST, path: /api/raindrop/store-memory}
+    batch: {sink: http, url: "/__origin/echo?status=%d", max_wait: 20ms}
+`, originAddr, tc.status)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, addr, adminAddr := startProxy(t, cfg)
+			c := rawClient(addr)
+			const n = 20
+			var mu sync.Mutex
+			statuses := map[int]int{}
+			burst(n, func(i int) {
+				resp := get(t, c, "POST", "/api/raindrop/store-memory", "body", fmt.Sprintf(`{"text":"t%d"}`, i))
+				defer fasthttp.ReleaseResponse(resp)
+				if tc.want == 502 {
+					errorBody(t, resp, 502, codeBatchFailed)
+				}
+				mu.Lock()
+				statuses[resp.StatusCode()]++
+				mu.Unlock()
+			})
+			if statuses[tc.want] != n {
+				t.Errorf("statuses %v, want %d of %d", statuses, n, tc.want)
+			}
+			r := &batchRig{admin: rawClient(adminAddr)}
+			s := r.batchStats(t, "store-memory")
+			if calls := count(app, "echo"); calls > tc.maxCalls(s.Batches) || s.Failures != n {
+				t.Errorf("%d calls for %d batches, %d failures; want at most %d calls and %d failures",
+					calls, s.Batches, s.Failures, tc.maxCalls(s.Batches), n)
+			}
+		})
+	}
+}
