@@ -127,7 +127,7 @@ func (p *Proxy) buildBatches() (err error) {
 	return nil
 }
 
-func (p *Proxy) buildBatch(name string, rule *configs.BatchRule) (*batchRoute, error) {
+func (p *Proxy) buildBatch(route string, rule *configs.BatchRule) (*batchRoute, error) {
 	cfg := batchConfig(rule, p.cfg.Upstream.Timeout)
 	b := &batchRoute{sink: rule.Sink}
 	var err error
@@ -137,60 +137,70 @@ func (p *Proxy) buildBatch(name string, rule *configs.BatchRule) (*batchRoute, e
 		size := func(it json.RawMessage) int { return len(it) }
 		b.http, err = coalesce.NewBatcher(cfg, size, perItem(sink.Flush))
 	case configs.SinkValkey:
-		b.op = rule.Op
-		if b.key, err = parseBatchTemplate("key", rule.Key); err != nil {
-			return nil, err
-		}
-		if b.value, err = parseBatchTemplate("value", rule.Value); err != nil {
-			return nil, err
-		}
-		if b.ttl, err = parseBatchTemplate("ttl", rule.TTL); err != nil {
-			return nil, err
-		}
-		client, err := p.valkeyClient(rule)
-		if err != nil {
-			return nil, err
-		}
-		sink := upstream.NewValkeySink(client)
-		size := func(it upstream.ValkeyItem) int { return len(it.Key) + len(it.Value) }
-		b.valkey, err = coalesce.NewBatcher(cfg, size, perItem(sink.Flush))
+		err = p.buildValkey(b, rule, cfg)
 	case configs.SinkPostgres:
-		pool, err := p.postgresPool()
-		if err != nil {
-			return nil, err
-		}
-		names := slices.Sorted(maps.Keys(rule.Columns))
-		for _, name := range names {
-			t, err := parseBatchTemplate("columns."+name, rule.Columns[name])
-			if err != nil {
-				return nil, err
-			}
-			b.columns = append(b.columns, t)
-		}
-		var retCols []string
-		for _, field := range slices.Sorted(maps.Keys(rule.Returning)) {
-			col := rule.Returning[field]
-			b.returning = append(b.returning, returnField{field: field, column: col})
-			if !slices.Contains(retCols, col) {
-				retCols = append(retCols, col)
-			}
-		}
-		sink, err := upstream.NewPostgresSink(pool, rule.Table, names, retCols)
-		if err != nil {
-			return nil, err
-		}
-		b.pgSink = sink
-		b.postgres, err = coalesce.NewBatcher(cfg, nil, perItem(p.postgresFlush(b, sink, name)))
-		if err != nil {
-			return nil, err
-		}
+		err = p.buildPostgres(b, route, rule, cfg)
 	default:
-		return nil, fmt.Errorf("unknown sink %q", rule.Sink)
+		err = fmt.Errorf("unknown sink %q", rule.Sink)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+func (p *Proxy) buildValkey(b *batchRoute, rule *configs.BatchRule, cfg coalesce.BatcherConfig) error {
+	var err error
+	b.op = rule.Op
+	if b.key, err = parseBatchTemplate("key", rule.Key); err != nil {
+		return err
+	}
+	if b.value, err = parseBatchTemplate("value", rule.Value); err != nil {
+		return err
+	}
+	if b.ttl, err = parseBatchTemplate("ttl", rule.TTL); err != nil {
+		return err
+	}
+	client, err := p.valkeyClient(rule)
+	if err != nil {
+		return err
+	}
+	sink := upstream.NewValkeySink(client)
+	size := func(it upstream.ValkeyItem) int { return len(it.Key) + len(it.Value) }
+	b.valkey, err = coalesce.NewBatcher(cfg, size, perItem(sink.Flush))
+	return err
+}
+
+// buildPostgres compiles the column templates in the order of the sorted
+// column names (the config's map has none), and the answer fields.
+func (p *Proxy) buildPostgres(b *batchRoute, route string, rule *configs.BatchRule, cfg coalesce.BatcherConfig) error {
+	pool, err := p.postgresPool()
+	if err != nil {
+		return err
+	}
+	cols := slices.Sorted(maps.Keys(rule.Columns))
+	for _, col := range cols {
+		t, err := parseBatchTemplate("columns."+col, rule.Columns[col])
+		if err != nil {
+			return err
+		}
+		b.columns = append(b.columns, t)
+	}
+	var retCols []string
+	for _, field := range slices.Sorted(maps.Keys(rule.Returning)) {
+		col := rule.Returning[field]
+		b.returning = append(b.returning, returnField{field: field, column: col})
+		if !slices.Contains(retCols, col) {
+			retCols = append(retCols, col)
+		}
+	}
+	sink, err := upstream.NewPostgresSink(pool, rule.Table, cols, retCols)
+	if err != nil {
+		return err
+	}
+	b.pgSink = sink
+	b.postgres, err = coalesce.NewBatcher(cfg, nil, perItem(p.postgresFlush(b, sink, route)))
+	return err
 }
 
 // postgresFlush is sink.Flush, except that once the table is found
