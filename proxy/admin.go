@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/upstream"
@@ -45,6 +47,15 @@ func (p *Proxy) serveHealth(ctx *fasthttp.RequestCtx) {
 		// degraded, never down.
 		h.Dependencies["l2"] = Dependency{State: l2.State, LatencyMS: l2.LatencyMS, Error: l2.LastError}
 		if l2.State != stateOK && h.Status == stateOK {
+			h.Status = stateDegraded
+		}
+	}
+	if p.pgHealth != nil {
+		// Only the postgres batch routes need it; they answer 503 while
+		// it is down, and everything else goes on.
+		pg := p.pgHealth.check()
+		h.Dependencies["postgres"] = pg
+		if pg.State != stateOK && h.Status == stateOK {
 			h.Status = stateDegraded
 		}
 	}
@@ -133,6 +144,36 @@ func (h *healthProbe) check() Dependency {
 		d.State, d.Error = stateDown, err.Error()
 	case status >= 500:
 		d.State, d.Error = stateDegraded, "health path answered "+fasthttp.StatusMessage(status)
+	}
+	h.at, h.last = time.Now(), d
+	return d
+}
+
+// postgresProbe pings the postgres sinks' pool at most once per every,
+// however often /health is asked; concurrent askers share one ping.
+type postgresProbe struct {
+	pool    *pgxpool.Pool
+	every   time.Duration
+	timeout time.Duration
+
+	mu   sync.Mutex // protects at and last; held through a ping
+	at   time.Time
+	last Dependency
+}
+
+func (h *postgresProbe) check() Dependency {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.at.IsZero() && time.Since(h.at) < h.every {
+		return h.last
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+	start := time.Now()
+	err := h.pool.Ping(ctx)
+	cancel()
+	d := Dependency{State: stateOK, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		d.State, d.Error = stateDown, err.Error()
 	}
 	h.at, h.last = time.Now(), d
 	return d

@@ -337,8 +337,11 @@ func TestBatchCreateOrder(t *testing.T) {
 		items != `[{"size": "M", "price": 19.99, "quantity": 2, "product_id": "p1"}]` {
 		t.Errorf("table: %d rows, items %s, total %s, status %s, %v", rows, items, total, status, err)
 	}
-	if s := r.batchStats(t, "create-order"); s.Items != n || s.Pool == nil {
+	if s := r.batchStats(t, "create-order"); s.Items != n || s.Pool == nil || s.Pool.TotalCount == 0 {
 		t.Errorf("stats %+v: want %d items and pool stats", s, n)
+	}
+	if pg := r.health(t).Dependencies["postgres"]; pg.State != stateOK {
+		t.Errorf("health postgres %+v, want ok", pg)
 	}
 }
 
@@ -420,6 +423,20 @@ func TestBatchPostgresDown(t *testing.T) {
 	if got := string(resp.Header.Peek("Retry-After")); got != "1" {
 		t.Errorf("Retry-After %q, want 1", got)
 	}
+	if h := r.health(t); h.Status != stateDegraded || h.Dependencies["postgres"].State != stateDown {
+		t.Errorf("health %+v: want degraded, postgres down", h)
+	}
+}
+
+func (r *batchRig) health(t *testing.T) Health {
+	t.Helper()
+	resp := get(t, r.admin, "GET", "/health")
+	defer fasthttp.ReleaseResponse(resp)
+	var h Health
+	if err := json.Unmarshal(resp.Body(), &h); err != nil {
+		t.Fatalf("/health %s: %v", resp.Body(), err)
+	}
+	return h
 }
 
 // TestBatchShutdownFlushes: writes waiting in a batch when Shutdown

@@ -46,6 +46,7 @@ type Proxy struct {
 	batches       map[*route]*batchRoute
 	valkeyClients []redis.UniversalClient
 	pgPool        *pgxpool.Pool
+	pgHealth      *postgresProbe // set when a postgres sink is
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -82,6 +83,9 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 	if err := p.buildBatches(); err != nil {
 		cache.Close()
 		return nil, err
+	}
+	if p.pgPool != nil {
+		p.pgHealth = &postgresProbe{pool: p.pgPool, every: time.Second, timeout: healthTimeout}
 	}
 	errLog := fasthttpLogger{log}
 	p.server = &fasthttp.Server{
