@@ -135,7 +135,10 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	if rt.cache != nil {
 		p.serveCache(ctx, rt, &rv)
 	} else if b := p.batches[rt]; b != nil {
-		p.serveBatch(ctx, rt, &rv, b)
+		// The batch path keeps its values on the heap; a copy of its own
+		// keeps rv, and so every cache hit, on the stack.
+		brv := rv
+		p.serveBatch(ctx, rt, &brv, b)
 	} else {
 		p.passRoute(ctx, rt, &rv)
 	}
