@@ -119,62 +119,55 @@ const (
 	healthTimeout = 2 * time.Second
 )
 
-// healthProbe asks the upstream at most once per `every`, however often
+// throttledProbe asks a dependency at most once per every, however often
 // /health is asked; concurrent askers share one probe.
-type healthProbe struct {
-	client  *upstream.Client
-	every   time.Duration
-	timeout time.Duration
+type throttledProbe struct {
+	every time.Duration
+	probe func() Dependency
 
 	mu   sync.Mutex // protects at and last; held through a probe
 	at   time.Time
 	last Dependency
 }
 
-func (h *healthProbe) check() Dependency {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.at.IsZero() && time.Since(h.at) < h.every {
-		return h.last
+func (t *throttledProbe) check() Dependency {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.at.IsZero() && time.Since(t.at) < t.every {
+		return t.last
 	}
-	status, latency, err := h.client.Probe(h.timeout)
-	d := Dependency{State: stateOK, LatencyMS: float64(latency.Microseconds()) / 1000}
-	switch {
-	case err != nil:
-		d.State, d.Error = stateDown, err.Error()
-	case status >= 500:
-		d.State, d.Error = stateDegraded, "health path answered "+fasthttp.StatusMessage(status)
-	}
-	h.at, h.last = time.Now(), d
-	return d
+	t.at, t.last = time.Now(), t.probe()
+	return t.last
 }
 
-// postgresProbe pings the postgres sinks' pool at most once per every,
-// however often /health is asked; concurrent askers share one ping.
-type postgresProbe struct {
-	pool    *pgxpool.Pool
-	every   time.Duration
-	timeout time.Duration
+func latencyMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-	mu   sync.Mutex // protects at and last; held through a ping
-	at   time.Time
-	last Dependency
+// probeUpstream sends the health path: no answer is down, a 5xx degraded.
+func probeUpstream(client *upstream.Client) func() Dependency {
+	return func() Dependency {
+		status, latency, err := client.Probe(healthTimeout)
+		d := Dependency{State: stateOK, LatencyMS: latencyMS(latency)}
+		switch {
+		case err != nil:
+			d.State, d.Error = stateDown, err.Error()
+		case status >= 500:
+			d.State, d.Error = stateDegraded, "health path answered "+fasthttp.StatusMessage(status)
+		}
+		return d
+	}
 }
 
-func (h *postgresProbe) check() Dependency {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.at.IsZero() && time.Since(h.at) < h.every {
-		return h.last
+// probePostgres pings the postgres sinks' pool.
+func probePostgres(pool *pgxpool.Pool) func() Dependency {
+	return func() Dependency {
+		ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
+		defer cancel()
+		start := time.Now()
+		err := pool.Ping(ctx)
+		d := Dependency{State: stateOK, LatencyMS: latencyMS(time.Since(start))}
+		if err != nil {
+			d.State, d.Error = stateDown, err.Error()
+		}
+		return d
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-	start := time.Now()
-	err := h.pool.Ping(ctx)
-	cancel()
-	d := Dependency{State: stateOK, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
-	if err != nil {
-		d.State, d.Error = stateDown, err.Error()
-	}
-	h.at, h.last = time.Now(), d
-	return d
 }

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -101,37 +99,11 @@ routes:
 	return r
 }
 
-// testOrdersTable creates a schema of the test's own holding a table
-// shaped like the app's orders; it is dropped when the test ends.
+// testOrdersTable is a table shaped like the app's orders, in the test's
+// own schema (servicetest.OrdersTable).
 func testOrdersTable(t *testing.T) (*pgxpool.Pool, string) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, servicetest.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	schema := "sheepdog_proxy_test_" + hex.EncodeToString(b[:])
-	_, err = pool.Exec(ctx, `CREATE SCHEMA `+schema+`;
-		CREATE TABLE `+schema+`.orders (
-			order_id TEXT PRIMARY KEY,
-			user_id TEXT NOT NULL,
-			items JSONB,
-			total_amount NUMERIC(10,2),
-			status TEXT DEFAULT 'pending',
-			created_at TIMESTAMPTZ DEFAULT now())`)
-	if err != nil {
-		pool.Close()
-		t.Fatalf("create the test's schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := pool.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		pool.Close()
-	})
-	return pool, schema + ".orders"
+	return servicetest.OrdersTable(t, 0)
 }
 
 // post sends a JSON body and returns the status and body.

@@ -30,7 +30,7 @@ type Proxy struct {
 	log      *slog.Logger
 	router   *router
 	upstream *upstream.Client
-	health   *healthProbe
+	health   *throttledProbe
 	maxBody  int
 	unrouted routeStats // requests no route took
 	started  time.Time
@@ -46,7 +46,7 @@ type Proxy struct {
 	batches       map[*route]*batchRoute
 	valkeyClients []redis.UniversalClient
 	pgPool        *pgxpool.Pool
-	pgHealth      *postgresProbe // set when a postgres sink is
+	pgHealth      *throttledProbe // set when a postgres sink is
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
@@ -75,7 +75,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 		log:      log,
 		router:   rt,
 		upstream: up,
-		health:   &healthProbe{client: up, every: time.Second, timeout: healthTimeout},
+		health:   &throttledProbe{every: time.Second, probe: probeUpstream(up)},
 		maxBody:  int(cfg.Server.MaxBodySize),
 		started:  time.Now(),
 	}
@@ -85,7 +85,7 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	if p.pgPool != nil {
-		p.pgHealth = &postgresProbe{pool: p.pgPool, every: time.Second, timeout: healthTimeout}
+		p.pgHealth = &throttledProbe{every: time.Second, probe: probePostgres(p.pgPool)}
 	}
 	errLog := fasthttpLogger{log}
 	p.server = &fasthttp.Server{

@@ -2,8 +2,6 @@ package upstream
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,43 +18,11 @@ import (
 	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
-// ordersTable creates a schema of the test's own holding a table shaped
-// like the app's orders, and a pool of at most maxConns connections. The
-// schema is dropped and the pool closed when the test ends.
+// ordersTable is a table shaped like the app's orders, in the test's own
+// schema (servicetest.OrdersTable).
 func ordersTable(t *testing.T, maxConns int32) (*pgxpool.Pool, string) {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(servicetest.PostgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = maxConns
-	ctx := context.Background()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	schema := "sheepdog_test_" + hex.EncodeToString(r[:])
-	_, err = pool.Exec(ctx, `CREATE SCHEMA `+schema+`;
-		CREATE TABLE `+schema+`.orders (
-			order_id TEXT PRIMARY KEY,
-			user_id TEXT,
-			items JSONB,
-			total_amount NUMERIC(10,2),
-			status TEXT DEFAULT 'pending',
-			created_at TIMESTAMPTZ DEFAULT now())`)
-	if err != nil {
-		pool.Close()
-		t.Fatalf("create the test's schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := pool.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		pool.Close()
-	})
-	return pool, schema + ".orders"
+	return servicetest.OrdersTable(t, maxConns)
 }
 
 var orderColumns = []string{"order_id", "user_id", "items", "total_amount"}
