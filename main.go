@@ -46,7 +46,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	cachelayer.RouteRedisLogs(log)
-	setProcs()
 	switch {
 	case *showVersion:
 		fmt.Fprintf(stdout, "sheepdog %s (%s)\n", version, runtime.Version())
@@ -68,19 +67,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return serve(cfg, log, nil)
-}
-
-// setProcs runs more Go Ps than there are cores, unless GOMAXPROCS is
-// set. A sidecar shares its cores with the app (and here with the load
-// generator): with one P per core, the kernel parking one P's thread
-// stalls every connection queued on it. With 4 per core it interleaves
-// them finely; in paired runs on 2 cores this cut cache-hit p99 from
-// 5-18 ms to 2-8 ms at the same throughput (README, Performance).
-func setProcs() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		n := runtime.NumCPU()
-		runtime.GOMAXPROCS(min(4*n, n+32))
-	}
 }
 
 // runDemo starts the simulated app on a free port and Sheepdog in front of
