@@ -30,6 +30,12 @@ type BatcherConfig struct {
 	Queue       int           // items waiting, beyond which Submit refuses (default 10000)
 	MaxInFlight int           // flushes running at once (default 4)
 	Timeout     time.Duration // bounds one flush's context (default 10s)
+	// Split reports whether a failed flush may come from a bad item, so
+	// that splitting the batch can isolate it. Nil: every failure may.
+	// A failure that is the store's (down, 5xx) is not: splitting it
+	// would only multiply the calls, each failing the same way, so every
+	// item gets that error at once.
+	Split func(err error) bool
 }
 
 // withDefaults fills the zero fields and rejects the negative ones.
@@ -428,7 +434,7 @@ func (b *Batcher[I, R]) write(batch []*pending[I, R], items []I) {
 // a failure may come from one bad item, so that halves may succeed. It
 // cannot when the results were miscounted (a fault of the sink), nor when
 // the flush's context ended: a sink too slow for the whole batch would
-// only make every half wait as long again.
+// only make every half wait as long again; nor when Split says no.
 func (b *Batcher[I, R]) flushOnce(items []I) (res []R, split bool, err error) {
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Timeout)
 	defer cancel()
@@ -436,7 +442,7 @@ func (b *Batcher[I, R]) flushOnce(items []I) (res []R, split bool, err error) {
 	res, err = b.flush(ctx, items)
 	switch {
 	case err != nil:
-		return nil, ctx.Err() == nil, err
+		return nil, ctx.Err() == nil && (b.cfg.Split == nil || b.cfg.Split(err)), err
 	case len(res) != len(items):
 		return nil, false, fmt.Errorf("%w: %d for %d items", ErrResultCount, len(res), len(items))
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,7 +246,7 @@ func TestNewBatcherConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close(context.Background())
-			if b.cfg != tt.want {
+			if !reflect.DeepEqual(b.cfg, tt.want) { // Split, a func, is nil in both
 				t.Errorf("config %+v, want %+v", b.cfg, tt.want)
 			}
 		})
@@ -726,5 +727,51 @@ func BenchmarkBatcherSubmit(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(batcher.Stats().MeanBatch, "items/batch")
 		})
+	}
+}
+
+// TestBatcherSplitPredicate: a failure Split calls the store's, not an
+// item's, reaches every caller from one flush; nothing is split.
+func TestBatcherSplitPredicate(t *testing.T) {
+	servicetest.CheckGoroutines(t)
+	down := errors.New("store down")
+	var flushes atomic.Int64
+	release := make(chan struct{})
+	b, err := NewBatcher(BatcherConfig{MaxWait: time.Second, Split: func(err error) bool { return !errors.Is(err, down) }}, nil,
+		func(_ context.Context, items []int) ([]int, error) {
+			if flushes.Add(1) == 1 {
+				<-release // hold the first flush so the others gather
+				return items, nil
+			}
+			return nil, down
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	first := make(chan error, 1)
+	go func() { _, err := b.Submit(context.Background(), 0); first <- err }()
+	for b.Stats().InFlight == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	const n = 8
+	errs := make(chan error, n)
+	for i := 1; i <= n; i++ {
+		go func() { _, err := b.Submit(context.Background(), i); errs <- err }()
+	}
+	for b.Stats().Queued < n {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("first item: %v", err)
+	}
+	for range n {
+		if err := <-errs; !errors.Is(err, down) {
+			t.Errorf("caller got %v, want the store's error", err)
+		}
+	}
+	if got, s := flushes.Load(), b.Stats(); got != 2 || s.Splits != 0 || s.Failures != n {
+		t.Errorf("%d flushes, %d splits, %d failures; want 2, 0 and %d", got, s.Splits, s.Failures, n)
 	}
 }

@@ -24,9 +24,9 @@ import (
 type batchRoute struct {
 	sink string
 
-	http     *coalesce.Batcher[json.RawMessage, itemOutcome[upstream.HTTPResult]]
-	valkey   *coalesce.Batcher[upstream.ValkeyItem, itemOutcome[upstream.ValkeyResult]]
-	postgres *coalesce.Batcher[upstream.PostgresItem, itemOutcome[upstream.PostgresResult]]
+	http     *coalesce.Batcher[json.RawMessage, upstream.HTTPResult]
+	valkey   *coalesce.Batcher[upstream.ValkeyItem, upstream.ValkeyResult]
+	postgres *coalesce.Batcher[upstream.PostgresItem, upstream.PostgresResult]
 	pgSink   *upstream.PostgresSink // for its pool stats
 
 	// valkey: the templates of one item.
@@ -37,10 +37,6 @@ type batchRoute struct {
 	// the answer fields that the returned columns fill.
 	columns   []configs.Template
 	returning []returnField
-
-	// failed counts the items that got their batch's error without a
-	// split (see wholeBatch): the Batcher sees those flushes succeed.
-	failed atomic.Int64
 
 	// passThrough is set once the postgres sink's table turns out not to
 	// exist in its database: then the route's writes go to the app, as
@@ -97,6 +93,7 @@ func batchConfig(b *configs.BatchRule, timeout time.Duration) coalesce.BatcherCo
 		MaxWait:  b.MaxWait,
 		Queue:    b.Queue,
 		Timeout:  timeout,
+		Split:    func(err error) bool { return !wholeBatch(err) },
 	}
 }
 
@@ -135,7 +132,7 @@ func (p *Proxy) buildBatch(route string, rule *configs.BatchRule) (*batchRoute, 
 	case configs.SinkHTTP:
 		sink := upstream.NewHTTPSink(p.upstream, rule.URL, rule.Wrap, rule.Split)
 		size := func(it json.RawMessage) int { return len(it) }
-		b.http, err = coalesce.NewBatcher(cfg, size, perItem(sink.Flush))
+		b.http, err = coalesce.NewBatcher(cfg, size, sink.Flush)
 	case configs.SinkValkey:
 		err = p.buildValkey(b, rule, cfg)
 	case configs.SinkPostgres:
@@ -167,7 +164,7 @@ func (p *Proxy) buildValkey(b *batchRoute, rule *configs.BatchRule, cfg coalesce
 	}
 	sink := upstream.NewValkeySink(client)
 	size := func(it upstream.ValkeyItem) int { return len(it.Key) + len(it.Value) }
-	b.valkey, err = coalesce.NewBatcher(cfg, size, perItem(sink.Flush))
+	b.valkey, err = coalesce.NewBatcher(cfg, size, sink.Flush)
 	return err
 }
 
@@ -199,7 +196,7 @@ func (p *Proxy) buildPostgres(b *batchRoute, route string, rule *configs.BatchRu
 		return err
 	}
 	b.pgSink = sink
-	b.postgres, err = coalesce.NewBatcher(cfg, nil, perItem(p.postgresFlush(b, sink, route)))
+	b.postgres, err = coalesce.NewBatcher(cfg, nil, p.postgresFlush(b, sink, route))
 	return err
 }
 
@@ -225,42 +222,11 @@ func (p *Proxy) postgresFlush(b *batchRoute, sink *upstream.PostgresSink, route 
 	}
 }
 
-// itemOutcome is one item's result, or the error of the whole batch it was
-// in when splitting that batch could not have helped.
-type itemOutcome[R any] struct {
-	res R
-	err error
-}
-
-// perItem hands a failure that is the store's, not an item's, to every
-// item of the batch as its own result. The Batcher splits a failed batch
-// to find a bad item; against a store that is down or an endpoint that
-// answers 5xx, that would only multiply the calls (a batch of 100 makes
-// 199), each failing the same way.
-func perItem[I, R any](flush coalesce.FlushFunc[I, R]) coalesce.FlushFunc[I, itemOutcome[R]] {
-	return func(ctx context.Context, items []I) ([]itemOutcome[R], error) {
-		res, err := flush(ctx, items)
-		if err != nil {
-			if !wholeBatch(err) {
-				return nil, err
-			}
-			out := make([]itemOutcome[R], len(items))
-			for i := range out {
-				out[i].err = err
-			}
-			return out, nil
-		}
-		out := make([]itemOutcome[R], len(res))
-		for i, r := range res {
-			out[i].res = r
-		}
-		return out, nil
-	}
-}
-
 // wholeBatch reports whether err fails a batch whatever its items are: a
 // store that cannot be reached, a table that is not there, an endpoint
-// that failed (5xx, already retried once) or could not be reached.
+// that failed (5xx, already retried once) or could not be reached. Such a
+// batch is not split: against a store that is down, a batch of 100 would
+// make 199 calls, each failing the same way.
 func wholeBatch(err error) bool {
 	var se *upstream.StatusError
 	var ue *upstream.Error

@@ -101,8 +101,7 @@ func (p *Proxy) batchHTTP(wctx context.Context, ctx *fasthttp.RequestCtx, b *bat
 	// A copy: a caller that times out leaves its item to a flush that may
 	// still read it after the handler, and so the RequestCtx, is done.
 	item := json.RawMessage(bytes.Clone(body))
-	out, err := b.http.Submit(wctx, item)
-	res, err := out.res, b.itemErr(out.err, err)
+	res, err := b.http.Submit(wctx, item)
 	if err != nil {
 		var se *upstream.StatusError
 		if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
@@ -143,9 +142,9 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 			return batchFail(ctx, &errBadField{field: "ttl", problem: "want a whole number of seconds, 0 or more"})
 		}
 	}
-	out, err := b.valkey.Submit(wctx, item)
-	if err = b.itemErr(out.err, err); err == nil {
-		err = out.res.Err
+	res, err := b.valkey.Submit(wctx, item)
+	if err == nil {
+		err = res.Err
 	}
 	if err != nil {
 		return batchFail(ctx, err)
@@ -164,8 +163,7 @@ func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, b 
 			return batchFail(ctx, err)
 		}
 	}
-	out, err := b.postgres.Submit(wctx, item)
-	res, err := out.res, b.itemErr(out.err, err)
+	res, err := b.postgres.Submit(wctx, item)
 	if errors.Is(err, errNoTable) {
 		// The body was read whole and is sent as it came.
 		p.pass(ctx)
@@ -179,18 +177,6 @@ func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, b 
 		return batchFail(ctx, &errBatch{err})
 	}
 	return writeBatchAnswer(ctx, fasthttp.StatusOK, answer)
-}
-
-// itemErr is the error a caller gets: Submit's own, or else its batch's
-// error handed to the item, which is counted as a failure.
-func (b *batchRoute) itemErr(batchErr, submitErr error) error {
-	if submitErr != nil {
-		return submitErr
-	}
-	if batchErr != nil {
-		b.failed.Add(1)
-	}
-	return batchErr
 }
 
 // batchFail answers err and returns its status. A 503 says when to come

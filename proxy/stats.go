@@ -62,7 +62,7 @@ func (b *batchRoute) stats() *BatchStats {
 	s := b.batcher().Stats()
 	out := &BatchStats{
 		Batches: s.Batches, Items: s.Items, MeanBatch: s.MeanBatch,
-		Refused: s.Refused, Failures: s.Failures + b.failed.Load(), Queued: s.Queued,
+		Refused: s.Refused, Failures: s.Failures, Queued: s.Queued,
 	}
 	if b.pgSink != nil {
 		pool := b.pgSink.PoolStats()
