@@ -278,11 +278,6 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 type batchEval struct {
 	rv  *requestValues
 	ids map[string]string
-
-	// top is the body's top-level members, read once for every column
-	// rather than once per column; nil when the body is not an object.
-	top     map[string]json.RawMessage
-	topRead bool
 }
 
 // text evaluates t as text: strings as their text, other JSON values as
@@ -344,19 +339,7 @@ func (e *batchEval) bodyJSON(t configs.Template) (json.RawMessage, bool) {
 	if len(t) != 1 || t[0].Source != configs.SourceBody {
 		return nil, false
 	}
-	path := t[0].JSONPath()
-	if !e.topRead {
-		e.topRead = true
-		_ = json.Unmarshal(e.rv.ctx.Request.Body(), &e.top) // stays nil unless an object
-	}
-	if e.top == nil {
-		return rawJSONAt(e.rv.ctx.Request.Body(), path)
-	}
-	v, ok := e.top[path[0]]
-	if !ok {
-		return nil, false
-	}
-	return rawJSONAt(v, path[1:])
+	return e.rv.rawBodyValue(t[0].JSONPath())
 }
 
 func (e *batchEval) id(prefix string) string {
@@ -369,36 +352,6 @@ func (e *batchEval) id(prefix string) string {
 	id := newID(prefix, time.Now())
 	e.ids[prefix] = id
 	return id
-}
-
-// rawJSONAt walks path into a JSON document, keeping each value's bytes
-// as written. As in JS, the last of repeated keys wins.
-func rawJSONAt(doc []byte, path []string) (json.RawMessage, bool) {
-	cur := json.RawMessage(bytes.TrimSpace(doc))
-	for _, step := range path {
-		switch {
-		case len(cur) > 0 && cur[0] == '{':
-			var obj map[string]json.RawMessage
-			if json.Unmarshal(cur, &obj) != nil {
-				return nil, false
-			}
-			next, ok := obj[step]
-			if !ok {
-				return nil, false
-			}
-			cur = next
-		case len(cur) > 0 && cur[0] == '[':
-			var arr []json.RawMessage
-			i, err := strconv.Atoi(step)
-			if err != nil || json.Unmarshal(cur, &arr) != nil || i < 0 || i >= len(arr) {
-				return nil, false
-			}
-			cur = arr[i]
-		default:
-			return nil, false
-		}
-	}
-	return cur, len(cur) > 0
 }
 
 const base36 = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -21,7 +22,7 @@ type requestValues struct {
 	params Params // a value, not a pointer: a hit keeps it on the stack
 
 	bodyRead bool
-	body     any
+	top      map[string]json.RawMessage // the body's members, when it is an object
 	bodyErr  error
 }
 
@@ -58,51 +59,102 @@ func (rv *requestValues) value(src configs.Source, name string) ([]byte, bool) {
 // sourceCookie is a key field source: cookies are keys, never templates.
 const sourceCookie configs.Source = "cookie"
 
-// bodyValue walks a dotted JSON path into the request body. Strings give
+// bodyValue reads a dotted JSON path of the request body. Strings give
 // their text, other values their compact JSON, so {"topK":20} and the
 // default "topK=20" name the same value.
 func (rv *requestValues) bodyValue(path string) ([]byte, bool) {
-	if !rv.bodyRead {
-		rv.bodyRead = true
-		rv.body, rv.bodyErr = parseJSONBody(rv.ctx.Request.Body())
-	}
-	if rv.bodyErr != nil || rv.body == nil {
+	raw, ok := rv.rawBodyValue(strings.Split(path, "."))
+	if !ok {
 		return nil, false
 	}
-	v := rv.body
-	for start := 0; start <= len(path); {
-		end := start
-		for end < len(path) && path[end] != '.' {
-			end++
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, false
 		}
-		step := path[start:end]
-		switch x := v.(type) {
-		case map[string]any:
-			next, ok := x[step]
+		return []byte(s), true
+	case '{', '[':
+		v, err := parseJSONBody(raw)
+		if err != nil {
+			return nil, false
+		}
+		b, _ := json.Marshal(v)
+		return b, true
+	default: // numbers as written, true, false, null
+		return raw, true
+	}
+}
+
+// rawBodyValue returns the value at path in the JSON body, its bytes as
+// written (an object keeps its key order). The body's top-level members
+// are decoded once per request, for every key field and template.
+func (rv *requestValues) rawBodyValue(path []string) (json.RawMessage, bool) {
+	if !rv.bodyRead {
+		rv.bodyRead = true
+		rv.top, rv.bodyErr = decodeTop(rv.ctx.Request.Body())
+	}
+	if rv.bodyErr != nil || len(path) == 0 {
+		return nil, false
+	}
+	if rv.top == nil { // empty, or JSON that is not an object
+		return rawJSONAt(rv.ctx.Request.Body(), path)
+	}
+	v, ok := rv.top[path[0]]
+	if !ok {
+		return nil, false
+	}
+	return rawJSONAt(v, path[1:])
+}
+
+// decodeTop decodes a body's top-level members; nil, without an error,
+// when the body is empty or JSON other than an object. A function of its
+// own so that the map, not the requestValues (which stays on the stack of
+// a cache hit), is what escapes.
+func decodeTop(body []byte) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	var top map[string]json.RawMessage
+	err := json.NewDecoder(bytes.NewReader(body)).Decode(&top)
+	var notObject *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &notObject):
+		return nil, nil
+	case err != nil:
+		return nil, errBadBody
+	}
+	return top, nil
+}
+
+// rawJSONAt walks path into a JSON document, keeping each value's bytes
+// as written. As in JS, the last of repeated keys wins.
+func rawJSONAt(doc []byte, path []string) (json.RawMessage, bool) {
+	cur := json.RawMessage(bytes.TrimSpace(doc))
+	for _, step := range path {
+		switch {
+		case len(cur) > 0 && cur[0] == '{':
+			var obj map[string]json.RawMessage
+			if json.Unmarshal(cur, &obj) != nil {
+				return nil, false
+			}
+			next, ok := obj[step]
 			if !ok {
 				return nil, false
 			}
-			v = next
-		case []any:
+			cur = next
+		case len(cur) > 0 && cur[0] == '[':
+			var arr []json.RawMessage
 			i, err := strconv.Atoi(step)
-			if err != nil || i < 0 || i >= len(x) {
+			if err != nil || json.Unmarshal(cur, &arr) != nil || i < 0 || i >= len(arr) {
 				return nil, false
 			}
-			v = x[i]
+			cur = arr[i]
 		default:
 			return nil, false
 		}
-		start = end + 1
 	}
-	switch x := v.(type) {
-	case string:
-		return []byte(x), true
-	case json.Number:
-		return []byte(x), true
-	default:
-		b, _ := json.Marshal(x)
-		return b, true
-	}
+	return cur, len(cur) > 0
 }
 
 // parseJSONBody decodes a request body, numbers kept as written. It is a
