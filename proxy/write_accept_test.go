@@ -371,3 +371,57 @@ func TestWritePropagatesToReplicas(t *testing.T) {
 	t.Logf("%d trials: propagation p50 %v, p99 %v, max %v; A's first read after B's answer was already fresh in %d",
 		trials, p50, p99, lags[len(lags)-1], firstReadFresh)
 }
+
+// TestExamplePostgresBatchDropsReads runs the shipped configs/sheepdog.yaml:
+// POST /api/vultr/postgres/batch (arbitrary SQL) goes to the app, and
+// every Postgres-backed read cached before it is fetched again after it.
+func TestExamplePostgresBatchDropsReads(t *testing.T) {
+	app, origin := startOrigin(t)
+	valkey := servicetest.StartRedisServer(t)
+	src, err := configs.ExampleFile("sheepdog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"SHEEPDOG_UPSTREAM": "http://" + origin,
+		"VALKEY_ADDR":       valkey.Addr,
+		"DATABASE_URL":      servicetest.PostgresDSN(t),
+	}
+	cfg, err := configs.ParseWithEnv("sheepdog.yaml", src, func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr, _ := startProxy(t, cfg)
+	c := rawClient(addr)
+	reads := []string{
+		"/api/vultr/postgres/products?category=tops",
+		"/api/vultr/postgres/users/user_1/profile",
+		"/api/vultr/postgres/users/user_1/orders",
+		"/api/vultr/postgres/returns?userId=user_1",
+	}
+	xcache := func(path string) string {
+		resp := get(t, c, "GET", path)
+		defer fasthttp.ReleaseResponse(resp)
+		return string(resp.Header.Peek("X-Cache"))
+	}
+	for _, path := range reads {
+		xcache(path)
+		if x := xcache(path); x != "HIT" {
+			t.Fatalf("%s read twice: %s, want HIT", path, x)
+		}
+	}
+	resp := get(t, c, "POST", "/api/vultr/postgres/batch", "Content-Type", "application/json",
+		"body", `{"queries":[{"text":"UPDATE catalog SET stock = stock - 1 WHERE id = $1","params":[1]}]}`)
+	if resp.StatusCode() != 200 || count(app, "postgres.batch") != 1 {
+		t.Fatalf("postgres batch: %d %s, the app saw %d", resp.StatusCode(), resp.Body(), count(app, "postgres.batch"))
+	}
+	fasthttp.ReleaseResponse(resp)
+	for _, path := range reads {
+		if x := xcache(path); x != "MISS" {
+			t.Errorf("%s after /postgres/batch: %s, want MISS", path, x)
+		}
+	}
+}
