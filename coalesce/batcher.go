@@ -36,6 +36,21 @@ type BatcherConfig struct {
 	// would only multiply the calls, each failing the same way, so every
 	// item gets that error at once.
 	Split func(err error) bool
+	// Observe, when set, is told of every call of the flush function
+	// (split retries included) as it starts; the function it returns is
+	// called with the call's error when it ends. The context it returns
+	// becomes the flush's, so a trace span can ride on it.
+	Observe func(ctx context.Context, f FlushInfo) (context.Context, func(error))
+}
+
+// FlushInfo describes one call of the flush function to Observe.
+type FlushInfo struct {
+	Items int
+	Bytes int           // by Size
+	Wait  time.Duration // how long its oldest item waited to go
+	// Submitters are the contexts the items were submitted with, in
+	// the items' order: a trace links the flush to each caller's span.
+	Submitters []context.Context
 }
 
 // withDefaults fills the zero fields and rejects the negative ones.
@@ -130,6 +145,7 @@ type Batcher[I, R any] struct {
 
 // pending is one submitted item and, once its flush returns, its answer.
 type pending[I, R any] struct {
+	ctx   context.Context // Submit's, for Observe
 	item  I
 	size  int
 	since time.Time
@@ -175,7 +191,7 @@ func (b *Batcher[I, R]) Submit(ctx context.Context, item I) (R, error) {
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	p := &pending[I, R]{item: item, done: make(chan struct{})}
+	p := &pending[I, R]{ctx: ctx, item: item, done: make(chan struct{})}
 	if b.size != nil {
 		p.size = max(b.size(item), 0)
 	}
@@ -407,7 +423,7 @@ func (b *Batcher[I, R]) run(batch []*pending[I, R]) {
 // write flushes items (batch's items, in order) and answers each caller,
 // splitting the batch when its flush fails so that only bad items fail.
 func (b *Batcher[I, R]) write(batch []*pending[I, R], items []I) {
-	res, split, err := b.flushOnce(items)
+	res, split, err := b.flushOnce(batch, items)
 	if err != nil && split && len(batch) > 1 {
 		b.splits.Add(1)
 		mid := len(batch) / 2
@@ -435,10 +451,15 @@ func (b *Batcher[I, R]) write(batch []*pending[I, R], items []I) {
 // cannot when the results were miscounted (a fault of the sink), nor when
 // the flush's context ended: a sink too slow for the whole batch would
 // only make every half wait as long again; nor when Split says no.
-func (b *Batcher[I, R]) flushOnce(items []I) (res []R, split bool, err error) {
+func (b *Batcher[I, R]) flushOnce(batch []*pending[I, R], items []I) (res []R, split bool, err error) {
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.Timeout)
 	defer cancel()
 	b.flushes.Add(1)
+	if b.cfg.Observe != nil {
+		var done func(error)
+		ctx, done = b.cfg.Observe(ctx, flushInfo(batch))
+		defer func() { done(err) }()
+	}
 	res, err = b.flush(ctx, items)
 	switch {
 	case err != nil:
@@ -447,4 +468,19 @@ func (b *Batcher[I, R]) flushOnce(items []I) (res []R, split bool, err error) {
 		return nil, false, fmt.Errorf("%w: %d for %d items", ErrResultCount, len(res), len(items))
 	}
 	return res, false, nil
+}
+
+// flushInfo describes a batch for Observe.
+func flushInfo[I, R any](batch []*pending[I, R]) FlushInfo {
+	f := FlushInfo{Items: len(batch), Submitters: make([]context.Context, len(batch))}
+	oldest := batch[0].since
+	for i, p := range batch {
+		f.Bytes += p.size
+		f.Submitters[i] = p.ctx
+		if p.since.Before(oldest) {
+			oldest = p.since
+		}
+	}
+	f.Wait = time.Since(oldest)
+	return f
 }

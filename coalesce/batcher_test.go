@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -773,5 +774,76 @@ func TestBatcherSplitPredicate(t *testing.T) {
 	}
 	if got, s := flushes.Load(), b.Stats(); got != 2 || s.Splits != 0 || s.Failures != n {
 		t.Errorf("%d flushes, %d splits, %d failures; want 2, 0 and %d", got, s.Splits, s.Failures, n)
+	}
+}
+
+// TestBatcherObserve: Observe sees every flush call, split retries
+// included, with its items' sizes, their callers' contexts in order, how
+// long the oldest waited, and then the call's error; and the context it
+// returns is the one the flush function gets.
+func TestBatcherObserve(t *testing.T) {
+	type caller struct{}
+	type flushMark struct{}
+	type seen struct {
+		info FlushInfo
+		err  error
+	}
+	var mu sync.Mutex
+	var calls []seen
+	s := newSink()
+	flush := func(ctx context.Context, js []job) ([]string, error) {
+		if ctx.Value(flushMark{}) != "observed" {
+			t.Errorf("the flush did not get Observe's context")
+		}
+		return s.flush(ctx, js)
+	}
+	b, err := NewBatcher(BatcherConfig{MaxWait: time.Minute, MaxInFlight: 1,
+		Observe: func(ctx context.Context, f FlushInfo) (context.Context, func(error)) {
+			return context.WithValue(ctx, flushMark{}, "observed"), func(err error) {
+				mu.Lock()
+				calls = append(calls, seen{f, err})
+				mu.Unlock()
+			}
+		}}, func(j job) int { return j.Size }, flush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan map[int]outcome, 5)
+	submit(context.WithValue(context.Background(), caller{}, gateID), b, job{ID: gateID, Held: true}, out)
+	waitFor(t, "the gate's flush", func() bool { return b.Stats().InFlight == 1 })
+	js := []job{{ID: 0, Size: 3}, {ID: 1, Size: 4, Bad: true}, {ID: 2, Size: 5}, {ID: 3, Size: 6}}
+	for i, j := range js {
+		submit(context.WithValue(context.Background(), caller{}, j.ID), b, j, out)
+		waitFor(t, "queued", func() bool { return b.Stats().Queued == i+1 })
+	}
+	time.Sleep(20 * time.Millisecond)
+	s.open()
+	collect(t, out, 5)
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The gate; the four (failing: job 1 is bad); halves {0,1} (failing)
+	// and {2,3}; then {0} and {1} (failing).
+	want := []struct {
+		ids   []int
+		bytes int
+		fails bool
+	}{{[]int{gateID}, 0, false}, {[]int{0, 1, 2, 3}, 18, true}, {[]int{0, 1}, 7, true}, {[]int{0}, 3, false}, {[]int{1}, 4, true}, {[]int{2, 3}, 11, false}}
+	if len(calls) != len(want) {
+		t.Fatalf("%d flush calls observed, want %d: %+v", len(calls), len(want), calls)
+	}
+	for i, w := range want {
+		c := calls[i]
+		var ids []int
+		for _, ctx := range c.info.Submitters {
+			ids = append(ids, ctx.Value(caller{}).(int))
+		}
+		if !slices.Equal(ids, w.ids) || c.info.Items != len(w.ids) || c.info.Bytes != w.bytes || (c.err != nil) != w.fails {
+			t.Errorf("call %d: submitters %v, %d items, %d bytes, err %v; want %v, %d bytes, failing %v",
+				i, ids, c.info.Items, c.info.Bytes, c.err, w.ids, w.bytes, w.fails)
+		}
+		if i == 1 && c.info.Wait < 20*time.Millisecond {
+			t.Errorf("the batch's oldest item waited %v, want at least the 20ms it was held", c.info.Wait)
+		}
 	}
 }

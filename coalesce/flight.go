@@ -5,6 +5,7 @@ package coalesce
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -21,6 +22,15 @@ type Flight[V any] struct {
 	Timeout time.Duration
 
 	g singleflight.Group
+
+	mu    sync.Mutex        // protects calls
+	calls map[string]*joins // callers per key, for the leader's Waiters
+}
+
+// joins counts the callers of one key's fetch.
+type joins struct {
+	n       int
+	claimed bool // the fetch ended and read n
 }
 
 // Result is one caller's view of a fetch.
@@ -31,6 +41,11 @@ type Result[V any] struct {
 	Leader bool
 	// Shared is true when the value went to more than one caller.
 	Shared bool
+	// Waiters is, for the leader, how many other callers joined its
+	// fetch before it ended; 0 for the others. A caller that joins in
+	// the instant between the fetch's end and its result going out is
+	// served but not counted.
+	Waiters int
 }
 
 // Do returns the result of fetch for key, running it only if no fetch for
@@ -40,10 +55,12 @@ type Result[V any] struct {
 // fetch receives a context that keeps ctx's values (a trace, say) but not
 // its cancellation.
 func (f *Flight[V]) Do(ctx context.Context, key string, fetch func(context.Context) (V, error)) Result[V] {
-	// ran is written by the fetch goroutine before it sends on the
-	// channel and read by this caller after receiving: the channel orders
-	// the two, so no lock is needed.
+	j := f.join(key)
+	// ran and waiters are written by the fetch goroutine before it sends
+	// on the channel and read by this caller after receiving: the channel
+	// orders the two, so no lock is needed.
 	var ran bool
+	var waiters int
 	ch := f.g.DoChan(key, func() (any, error) {
 		ran = true
 		fctx := context.WithoutCancel(ctx)
@@ -52,14 +69,63 @@ func (f *Flight[V]) Do(ctx context.Context, key string, fetch func(context.Conte
 			fctx, cancel = context.WithTimeout(fctx, f.Timeout)
 			defer cancel()
 		}
-		return fetch(fctx)
+		v, err := fetch(fctx)
+		waiters = f.claim(key, j) - 1
+		return v, err
 	})
 	select {
 	case r := <-ch:
 		v, _ := r.Val.(V)
-		return Result[V]{Value: v, Err: r.Err, Leader: ran, Shared: r.Shared}
+		if !ran {
+			f.leave(key, j)
+			waiters = 0
+		}
+		return Result[V]{Value: v, Err: r.Err, Leader: ran, Shared: r.Shared, Waiters: waiters}
 	case <-ctx.Done():
+		f.leave(key, j)
 		return Result[V]{Err: ctx.Err()}
+	}
+}
+
+// join counts a caller of key's fetch.
+func (f *Flight[V]) join(key string) *joins {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j := f.calls[key]
+	if j == nil {
+		if f.calls == nil {
+			f.calls = make(map[string]*joins)
+		}
+		j = &joins{}
+		f.calls[key] = j
+	}
+	j.n++
+	return j
+}
+
+// claim is the leader's, once its fetch ends: it returns how many callers
+// joined, itself included, and starts a fresh count for the next fetch.
+func (f *Flight[V]) claim(key string, j *joins) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j.claimed = true
+	if f.calls[key] == j {
+		delete(f.calls, key)
+	}
+	return j.n
+}
+
+// leave undoes a join whose count no leader will claim: a caller that
+// gave up, or one that joined after the fetch ended and was served by it.
+// The count goes when its last such caller leaves.
+func (f *Flight[V]) leave(key string, j *joins) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if j.claimed {
+		return
+	}
+	if j.n--; j.n == 0 && f.calls[key] == j {
+		delete(f.calls, key)
 	}
 }
 

@@ -39,10 +39,45 @@ func TestFlightOneFetchForManyCallers(t *testing.T) {
 		}
 		if r.Leader {
 			leaders++
+			if r.Waiters != n-1 {
+				t.Errorf("leader counts %d waiters, want %d", r.Waiters, n-1)
+			}
+		} else if r.Waiters != 0 {
+			t.Errorf("a waiter counts %d waiters, want 0", r.Waiters)
 		}
 	}
 	if fetches.Load() != 1 || leaders != 1 {
 		t.Errorf("%d fetches, %d leaders; want 1 and 1", fetches.Load(), leaders)
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("%d join counts left behind", len(f.calls))
+	}
+}
+
+// TestFlightJoinCountsAreDropped: callers that give up, and a lone
+// caller, leave no join count behind however the fetch ends.
+func TestFlightJoinCountsAreDropped(t *testing.T) {
+	var f Flight[int]
+	if r := f.Do(context.Background(), "alone", func(context.Context) (int, error) { return 1, nil }); !r.Leader || r.Waiters != 0 {
+		t.Errorf("a lone caller: %+v", r)
+	}
+	release := make(chan struct{})
+	done := make(chan Result[int])
+	go func() {
+		done <- f.Do(context.Background(), "k", func(context.Context) (int, error) { <-release; return 2, nil })
+	}()
+	time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if r := f.Do(ctx, "k", nil); r.Err == nil {
+		t.Errorf("a waiter past its deadline: %+v", r)
+	}
+	close(release)
+	if r := <-done; !r.Leader || r.Waiters != 0 {
+		t.Errorf("leader after its one waiter gave up: %+v, want 0 waiters", r)
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("%d join counts left behind", len(f.calls))
 	}
 }
 
