@@ -96,7 +96,7 @@ var apiRoutes = []struct {
 	{"GET", "/api/vultr/valkey/cache/{key}", ActionCache, false},
 	{"DELETE", "/api/vultr/valkey/cache/{key}", ActionPass, true},
 	{"GET", "/api/vultr/valkey/metrics", ActionCache, false},
-	{"POST", "/api/vultr/valkey/batch", ActionPass, true},
+	{"POST", "/api/vultr/valkey/batch", ActionBatch, true},
 	{"GET", "/api/vultr/health", ActionCache, false},
 	{"GET", "/api/vultr/stats", ActionPass, false},
 	{"POST", "/api/vultr/test", ActionPass, false},

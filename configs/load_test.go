@@ -231,6 +231,25 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:5: routes[0](w).batch.value: op del takes no value"},
 		},
 		{
+			name: "valkey batch with key, value and ttl",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: valkey\n      op: batch\n      key: \"{body.k}\"\n      value: \"{body.v}\"\n      ttl: \"{body.ttl=0}\"\n",
+			want: []string{
+				"bad.yaml:8: routes[0](w).batch.key: op batch takes no key",
+				"bad.yaml:9: routes[0](w).batch.value: op batch takes no value",
+				"bad.yaml:10: routes[0](w).batch.ttl: op batch takes no ttl",
+			},
+		},
+		{
+			name: "valkey batch with a ttl only",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: valkey, op: batch, ttl: \"60\"}\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.ttl: op batch takes no ttl"},
+		},
+		{
+			name: "valkey unknown op",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: valkey, op: mset, key: k}\n",
+			want: []string{`bad.yaml:5: routes[0](w).batch.op: unknown op "mset" (want set, del, expire or batch)`},
+		},
+		{
 			name: "key of another sink",
 			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: http\n      url: /batch\n      table: orders\n",
 			want: []string{"bad.yaml:8: routes[0](w).batch.table: applies only to postgres sinks"},

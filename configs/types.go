@@ -227,7 +227,9 @@ type BatchRule struct {
 	// (sink http). Default "results".
 	Split string `yaml:"split"`
 
-	// Op is set, del or expire (sink valkey). Default set.
+	// Op is set, del, expire or batch (sink valkey). Default set. batch
+	// runs the request body's operations array, the app's POST
+	// /valkey/batch, in one pipeline and takes no key, value or ttl.
 	Op string `yaml:"op"`
 	// Key is the Valkey key template (sink valkey). Required there.
 	Key string `yaml:"key"`
@@ -258,6 +260,7 @@ const (
 	OpSet    = "set"
 	OpDel    = "del"
 	OpExpire = "expire"
+	OpBatch  = "batch"
 )
 
 // PassRule makes a route pass requests through to the upstream, streamed.

@@ -348,12 +348,13 @@ func (v validator) batchRule(bk string, b *BatchRule, sc scope) {
 
 func (v validator) valkeySink(bk string, b *BatchRule, sc scope) {
 	v.addrs(bk+".addrs", b.Addrs)
-	if !slices.Contains([]string{OpSet, OpDel, OpExpire}, b.Op) {
-		v.problem(bk+".op", "unknown op %q (want set, del or expire)", b.Op)
+	if !slices.Contains([]string{OpSet, OpDel, OpExpire, OpBatch}, b.Op) {
+		v.problem(bk+".op", "unknown op %q (want set, del, expire or batch)", b.Op)
 		return
 	}
-	need := map[string]bool{"key": true, "value": b.Op == OpSet, "ttl": b.Op == OpExpire}
-	allowed := map[string]bool{"key": true, "value": b.Op == OpSet, "ttl": b.Op != OpDel}
+	// op batch takes its keys, values and ttls from the body's operations.
+	need := map[string]bool{"key": b.Op != OpBatch, "value": b.Op == OpSet, "ttl": b.Op == OpExpire}
+	allowed := map[string]bool{"key": b.Op != OpBatch, "value": b.Op == OpSet, "ttl": b.Op == OpSet || b.Op == OpExpire}
 	for _, f := range []struct{ key, tmpl string }{{"key", b.Key}, {"value", b.Value}, {"ttl", b.TTL}} {
 		fk := bk + "." + f.key
 		switch {

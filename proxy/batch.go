@@ -26,6 +26,7 @@ type batchRoute struct {
 
 	http     *coalesce.Batcher[json.RawMessage, upstream.HTTPResult]
 	valkey   *coalesce.Batcher[upstream.ValkeyItem, upstream.ValkeyResult]
+	ops      *coalesce.Batcher[*upstream.ValkeyOps, upstream.ValkeyOpsResult] // valkey op batch
 	postgres *coalesce.Batcher[upstream.PostgresItem, upstream.PostgresResult]
 	pgSink   *upstream.PostgresSink // for its pool stats
 
@@ -79,6 +80,8 @@ func (b *batchRoute) batcher() batcher {
 		return b.http
 	case b.valkey != nil:
 		return b.valkey
+	case b.ops != nil:
+		return b.ops
 	default:
 		return b.postgres
 	}
@@ -147,6 +150,9 @@ func (p *Proxy) buildBatch(route string, rule *configs.BatchRule) (*batchRoute, 
 }
 
 func (p *Proxy) buildValkey(b *batchRoute, rule *configs.BatchRule, cfg coalesce.BatcherConfig) error {
+	if rule.Op == configs.OpBatch {
+		return p.buildValkeyOps(b, rule, cfg)
+	}
 	var err error
 	b.op = rule.Op
 	if b.key, err = parseBatchTemplate("key", rule.Key); err != nil {

@@ -84,6 +84,10 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	case configs.SinkHTTP:
 		status = p.batchHTTP(wctx, ctx, b, body)
 	case configs.SinkValkey:
+		if b.ops != nil {
+			status = p.batchValkeyOps(wctx, ctx, b, tags)
+			break
+		}
 		status = p.batchValkey(wctx, ctx, b, rv)
 	case configs.SinkPostgres:
 		status = p.batchPostgres(wctx, ctx, b, rv, fields)
