@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +40,13 @@ type options struct {
 	jsonPath, htmlPath string
 	keep               bool
 	quick              bool
+
+	// -writes: the write-batching bench instead of the scenarios.
+	writes     bool
+	writers    []int    // concurrent writers of each measured row
+	sinks      []string // the sinks measured: postgres, store-memory, valkey
+	pgDSN      string   // the PostgreSQL the postgres sink writes to
+	valkeyAddr string   // the Valkey the valkey sink and redis-benchmark write to
 }
 
 // The defaults of a full run, and of -quick where it differs.
@@ -52,6 +61,13 @@ const (
 	defaultConfig    = "configs/sheepdog.yaml"
 	defaultLatency   = 5 * time.Millisecond
 	defaultRouteLags = "products=20ms"
+
+	defaultWriters       = "64,256"
+	defaultWritesFor     = 5 * time.Second // each -writes row
+	quickWritesFor       = time.Second
+	defaultWritesLatency = 10 * time.Millisecond
+	defaultPostgresDSN   = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	defaultValkeyAddr    = "127.0.0.1:6379"
 )
 
 // rowTargets are the targets -targets may name; -compare adds the caches.
@@ -85,6 +101,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.htmlPath, "html", "", "also write the report as a self-contained HTML page to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (configs, logs) instead of removing it")
+	fs.BoolVar(&o.writes, "writes", false, "the write-batching bench: each batch route batched against one write per call, and Valkey against redis-benchmark, at each -writers; rows "+defaultWritesFor.String()+" unless -duration, origin latency "+defaultWritesLatency.String()+" unless -origin-latency")
+	writers := fs.String("writers", defaultWriters, "-writes: concurrent writers of each row, a comma list")
+	sinks := fs.String("sinks", strings.Join(writeSinkNames(), ","), "-writes: the sinks to measure: "+strings.Join(writeSinkNames(), ", "))
+	fs.StringVar(&o.pgDSN, "pg-dsn", postgresDSN(), "-writes: the PostgreSQL the postgres sink writes to, in a schema of the run's own, dropped at the end")
+	fs.StringVar(&o.valkeyAddr, "valkey-addr", defaultValkeyAddr, "-writes: the Valkey the valkey sink and redis-benchmark write to; keys start with the run's prefix and are deleted at the end")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run: every scenario, "+quickDuration.String()+" rows, fewer clients; flags given explicitly still win")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -92,13 +113,27 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.writes {
+		if !set["duration"] {
+			o.duration = defaultWritesFor
+			if o.quick {
+				o.duration = quickWritesFor
+			}
+		}
+		if !set["origin-latency"] {
+			o.originLatency = defaultWritesLatency
+		}
+		if !set["route-latency"] {
+			o.routeLatency = routeLatency{}
+		}
+	}
 	if o.quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["clients"] {
 			o.clients = quickClients
 		}
-		if !set["duration"] {
+		if !set["duration"] && !o.writes {
 			o.duration = quickDuration
 		}
 		if !set["herd"] {
@@ -106,6 +141,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	var err error
+	if o.writers, err = counts("-writers", *writers); err != nil {
+		return nil, err
+	}
+	if o.sinks, err = words("-sinks", *sinks, writeSinkNames()); err != nil {
+		return nil, err
+	}
 	if o.scenarios, err = words("-scenarios", *scenarios, scenario.Names()); err != nil {
 		return nil, err
 	}
@@ -124,6 +165,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 func (o *options) check() error {
 	switch {
+	case o.writes && len(o.sinks) == 0:
+		return errors.New("-sinks: name at least one")
 	case len(o.scenarios) == 0:
 		return errors.New("-scenarios: name at least one")
 	case len(o.targets) == 0 && len(o.compare) == 0:
@@ -138,6 +181,38 @@ func (o *options) check() error {
 		return errors.New("-origin-latency and -origin-workers must not be negative")
 	}
 	return nil
+}
+
+// postgresDSN is -pg-dsn's default: $DATABASE_URL, as Sheepdog's own
+// config reads it, or the local test database.
+func postgresDSN() string {
+	if dsn := os.Getenv("DATABASE_URL"); dsn != "" {
+		return dsn
+	}
+	return defaultPostgresDSN
+}
+
+// counts parses a comma list of positive integers, keeping the order given
+// and dropping repeats.
+func counts(flagName, list string) ([]int, error) {
+	var out []int
+	for w := range strings.SplitSeq(list, ",") {
+		w = strings.TrimSpace(w)
+		if w == "" {
+			continue
+		}
+		n, err := strconv.Atoi(w)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive whole number", flagName, w)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: name at least one", flagName)
+	}
+	return out, nil
 }
 
 func (o *options) has(target string) bool { return slices.Contains(o.targets, target) }
@@ -209,6 +284,13 @@ own process, and, with -compare, through nginx and Varnish. All load goes to
 127.0.0.1; every row is bounded by -duration and -requests. Prints a table;
 -json and -html save the report. Exits 1 when a request failed or got an
 answer other than 2xx (never because of speed), 130 when interrupted.
+
+With -writes it runs the write-batching bench instead: for PostgreSQL
+inserts (create-order, into a schema of its own), store-memory (to the
+simulated app) and Valkey sets (cache-set), each at every -writers, a
+Sheepdog that batches against one that writes an item a call, and for
+Valkey redis-benchmark -P 16 too; then it judges the write path's
+acceptance criteria, PASS or FAIL (never an exit code).
 
 Scenarios:
 `)

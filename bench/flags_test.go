@@ -51,6 +51,19 @@ func TestParseFlags(t *testing.T) {
 			}
 			return ""
 		}},
+		{"writes: its own defaults", []string{"-writes"}, func(o *options) string {
+			if !o.writes || o.duration != defaultWritesFor || o.originLatency != defaultWritesLatency ||
+				o.routeLatency.String() != "" || !slices.Equal(o.writers, []int{64, 256}) || o.valkeyAddr != defaultValkeyAddr {
+				return "not the write bench's defaults"
+			}
+			return ""
+		}},
+		{"writes: quick, explicit flags win", []string{"-writes", "-quick", "-writers", "8, 2,8", "-origin-latency", "1ms"}, func(o *options) string {
+			if o.duration != quickWritesFor || o.originLatency != time.Millisecond || !slices.Equal(o.writers, []int{8, 2}) {
+				return "quick writes settings lost"
+			}
+			return ""
+		}},
 		{"open loop", []string{"-rate", "250", "-targets", "origin"}, func(o *options) string {
 			if o.rate != 250 || !o.has("origin") || o.has("sheepdog") {
 				return "rate or targets lost"
@@ -86,6 +99,9 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"-route-latency", "products"}, "want route=duration"},
 		{[]string{"-route-latency", "products=fast"}, "bad duration"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"-writers", "64,x"}, `"x" is not a positive whole number`},
+		{[]string{"-writers", "0"}, "not a positive whole number"},
+		{[]string{"-writers", ","}, "name at least one"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -6,6 +6,9 @@
 //	go run ./bench                       every scenario, 10 s a row
 //	go run ./bench -quick                a smoke run, well under a minute
 //	go run ./bench -compare nginx,varnish -json out.json -html out.html
+//	go run ./bench -writes               write batching: batched against one
+//	                                     write a call, and Valkey against
+//	                                     redis-benchmark, at 64 and 256 writers
 //
 // All load goes to 127.0.0.1, every row is bounded in time and requests,
 // and every process the bench starts is stopped before it exits, on

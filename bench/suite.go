@@ -46,6 +46,9 @@ type suite struct {
 
 	report        report.Report
 	batchesUnseen bool // Sheepdog's /stats had no batch counters
+
+	writes   *writeBench    // -writes: its stores and Sheepdogs
+	cleanups []func() error // run by close, after every child has stopped
 }
 
 func newSuite(opts *options, out *progress, command string) (*suite, error) {
@@ -60,6 +63,9 @@ func newSuite(opts *options, out *progress, command string) (*suite, error) {
 // start brings up the origin, learns its seed, builds the scenarios, and
 // starts every target's server.
 func (s *suite) start(ctx context.Context) error {
+	if s.opts.writes {
+		return s.startWrites(ctx)
+	}
 	var err error
 	s.origin, err = startOrigin(originConfig{latency: s.opts.originLatency,
 		routeLatency: s.opts.routeLatency.byRoute, workers: s.opts.originWorkers})
@@ -125,17 +131,9 @@ func (s *suite) noteSetup() {
 // the bench's Valkey when the config has an L2, and runs Sheepdog with its
 // config pointed at both.
 func (s *suite) startSheepdog(ctx context.Context) error {
-	root, rootErr := moduleRoot(ctx)
-	bin := s.opts.sheepdogBin
-	if bin == "" {
-		if rootErr != nil {
-			return rootErr
-		}
-		s.out.logf("building sheepdog: go build -o %s .", filepath.Join(s.dir, "sheepdog"))
-		var err error
-		if bin, err = buildSheepdog(ctx, root, s.dir); err != nil {
-			return err
-		}
+	bin, root, err := s.sheepdogBinary(ctx)
+	if err != nil {
+		return err
 	}
 	name, data, err := sheepdogConfig(s.opts.config, root)
 	if err != nil {
@@ -184,6 +182,22 @@ func (s *suite) startSheepdog(ctx context.Context) error {
 	return nil
 }
 
+// sheepdogBinary is -sheepdog-bin, or Sheepdog built from the module
+// into the run's directory; root is the module's root, "" when it is not
+// found and -sheepdog-bin is given.
+func (s *suite) sheepdogBinary(ctx context.Context) (bin, root string, err error) {
+	root, rootErr := moduleRoot(ctx)
+	if s.opts.sheepdogBin != "" {
+		return s.opts.sheepdogBin, root, nil
+	}
+	if rootErr != nil {
+		return "", "", rootErr
+	}
+	s.out.logf("building sheepdog: go build -o %s .", filepath.Join(s.dir, "sheepdog"))
+	bin, err = buildSheepdog(ctx, root, s.dir)
+	return bin, root, err
+}
+
 // startCache starts nginx or Varnish in front of the origin, or notes
 // that it is not installed.
 func (s *suite) startCache(ctx context.Context, name string) error {
@@ -212,6 +226,9 @@ func (s *suite) startCache(ctx context.Context, name string) error {
 // measure runs every scenario against every target it applies to, one
 // row at a time, so that no two rows share the machine.
 func (s *suite) measure(ctx context.Context) error {
+	if s.opts.writes {
+		return s.measureWrites(ctx)
+	}
 	for _, sc := range s.scenarios {
 		for _, t := range s.targets {
 			if t.cache && !sc.Reads {
@@ -324,8 +341,11 @@ func (s *suite) close(keep bool) error {
 	}
 	wg.Wait()
 	var err error
+	for _, clean := range s.cleanups {
+		err = errors.Join(err, clean())
+	}
 	if s.origin != nil {
-		err = s.origin.close()
+		err = errors.Join(err, s.origin.close())
 	}
 	if keep || s.opts.keep {
 		s.out.logf("the run's configs and logs are in %s", s.dir)

@@ -15,6 +15,7 @@ type page struct {
 	Head      []string
 	Right     []bool
 	Lines     [][]string
+	Checks    []Check
 	Scenarios []chartSection
 }
 
@@ -52,7 +53,11 @@ svg .axis { stroke: #888; }
 <tr>{{range $i, $h := .Head}}<th{{if index $.Right $i}} class="num"{{end}}>{{$h}}</th>{{end}}</tr>
 {{range .Lines}}<tr>{{range $i, $c := .}}<td{{if index $.Right $i}} class="num"{{end}}>{{$c}}</td>{{end}}</tr>
 {{end}}</table>
-{{range .Scenarios}}<section>
+{{with .Checks}}<table>
+<tr><th>check</th><th class="num">measured</th><th>limit</th><th>verdict</th></tr>
+{{range .}}<tr><td>{{.Criterion}}</td><td class="num">{{.Measured}}</td><td>{{.Limit}}</td><td>{{.Verdict}}</td></tr>
+{{end}}</table>
+{{end}}{{range .Scenarios}}<section>
 <h2>{{.Name}}</h2>
 {{.Latency}}
 {{.Throughput}}
@@ -76,6 +81,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Notes:   r.Notes,
 		Head:    lines[0],
 		Lines:   lines[1:],
+		Checks:  r.Checks,
 	}
 	for _, c := range cols {
 		p.Right = append(p.Right, c.right)

@@ -33,6 +33,8 @@ type Report struct {
 	// Notes are plain sentences for the reader, such as
 	// "varnish: not installed, row missing".
 	Notes []string `json:"notes,omitempty"`
+	// Checks are acceptance criteria judged on the rows, PASS or FAIL.
+	Checks []Check `json:"checks,omitempty"`
 }
 
 // Row is one target under one scenario. Latencies are in milliseconds, the

@@ -107,16 +107,32 @@ func (r *Report) cells() ([]column, [][]string) {
 }
 
 // WriteTable writes the rows as a plain-text table with aligned columns,
-// grouped by scenario, followed by the notes.
+// grouped by scenario, then the checks, if any, then the notes.
 func (r *Report) WriteTable(w io.Writer) error {
 	cols, lines := r.cells()
-	width := make([]int, len(cols))
+	right := make([]bool, len(cols))
+	for i, c := range cols {
+		right[i] = c.right
+	}
+	var b strings.Builder
+	writeAligned(&b, right, lines)
+	r.writeChecks(&b)
+	for _, n := range r.Notes {
+		b.WriteString("note: " + n + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeAligned writes lines as columns two blanks apart: right-aligned
+// where right says so, left-aligned elsewhere, with no trailing blanks.
+func writeAligned(b *strings.Builder, right []bool, lines [][]string) {
+	width := make([]int, len(right))
 	for _, line := range lines {
 		for i, cell := range line {
 			width[i] = max(width[i], utf8.RuneCountInString(cell))
 		}
 	}
-	var b strings.Builder
 	for _, line := range lines {
 		for i, cell := range line {
 			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(cell))
@@ -124,9 +140,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 				b.WriteString("  ")
 			}
 			switch {
-			case cols[i].right:
+			case right[i]:
 				b.WriteString(pad + cell)
-			case i < len(cols)-1:
+			case i < len(line)-1:
 				b.WriteString(cell + pad)
 			default:
 				b.WriteString(cell) // no trailing blanks
@@ -134,9 +150,4 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		b.WriteByte('\n')
 	}
-	for _, n := range r.Notes {
-		b.WriteString("note: " + n + "\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/style-shepherd/sheepdog/bench/report"
+)
+
+func TestWriteChecks(t *testing.T) {
+	row := func(scenario, target string, rate, p50, p99 float64) report.Row {
+		return report.Row{Scenario: scenario, Target: target, Throughput: rate, Seconds: 1,
+			Latency: report.Latency{P50: p50, P99: p99}}
+	}
+	rows := []report.Row{
+		row("postgres/lone", targetBatched, 2000, 0.5, 1),
+		row("postgres/lone", targetSingle, 2000, 0.5, 1),
+		row("postgres/64", targetBatched, 30000, 2, 2.9), // 6x; added 2.4 ≤ 2 + 0.5
+		row("postgres/64", targetSingle, 5000, 10, 12),
+		row("store-memory/lone", targetBatched, 90, 10.5, 11),
+		row("store-memory/lone", targetSingle, 90, 10.5, 11),
+		row("store-memory/64", targetBatched, 4000, 13, 30), // 0.8x; added 19.5 > 12.5
+		row("store-memory/64", targetSingle, 5000, 11, 14),
+		row("valkey/64", targetBatched, 60000, 1, 3), // ½ of 100000; no lone rows, no added p99
+		row("valkey/64", targetSingle, 30000, 2, 5),
+		row("valkey/64", targetRedisBenchmark, 100000, 0.8, 0),
+	}
+	got := map[string]bool{}
+	for _, c := range writeChecks(rows, []int{64, 256}) {
+		got[c.Criterion] = c.Pass
+	}
+	want := map[string]bool{
+		"postgres/64: batched ÷ single":               true,
+		"postgres/64: added p99 (p99 − lone p50)":     true,
+		"store-memory/64: batched ÷ single":           false,
+		"store-memory/64: added p99 (p99 − lone p50)": false,
+		"valkey/64: batched ÷ redis-benchmark -P 16":  true,
+	}
+	if len(got) != len(want) {
+		t.Errorf("checks %v, want %v", got, want)
+	}
+	for c, pass := range want {
+		if p, ok := got[c]; !ok || p != pass {
+			t.Errorf("%s: pass %v (present %v), want %v", c, p, ok, pass)
+		}
+	}
+}
+
+func TestAddedP99Shows(t *testing.T) {
+	c := addedP99("postgres/64", 2.9, 0.5, 0.45)
+	if c.Measured != "2.90ms − 500µs = 2.40ms" || c.Limit != "≤ 2.00ms + 450µs = 2.45ms" || !c.Pass {
+		t.Errorf("%+v", c)
+	}
+	if c := addedP99("valkey/lone", 0.2, 0.3, 0.1); !strings.HasPrefix(c.Measured, "200µs − 300µs = -100µs") || !c.Pass {
+		t.Errorf("a negative added p99: %+v", c)
+	}
+}
+
+func TestFlushNotes(t *testing.T) {
+	rows := []report.Row{
+		{Scenario: "postgres/256", Target: targetBatched, Seconds: 5, Batches: 2000, BatchedItems: 150000},
+		{Scenario: "postgres/lone", Target: targetBatched, Seconds: 5, Batches: 9000, BatchedItems: 9000},
+		{Scenario: "postgres/256", Target: targetSingle, Seconds: 5, Batches: 30000, BatchedItems: 30000},
+	}
+	notes := flushNotes(rows)
+	if len(notes) != 1 || !strings.Contains(notes[0], "at most 10.0ms (4 at once × 5.0s ÷ 2000 batches of 75.0)") {
+		t.Errorf("notes %q", notes)
+	}
+}
