@@ -118,8 +118,31 @@ func New(cfg configs.Cache, log *slog.Logger) (*Cache, error) {
 // An entry may be stale: Lookup returns whatever is still kept, and the
 // caller decides by its times what it may answer with.
 func (c *Cache) Lookup(ctx context.Context, k Key, tags []string, versions []uint64) (e *Entry, tier Tier, cur []uint64) {
+	return c.lookup(ctx, k, tags, versions, nil)
+}
+
+// LookupTrace is where a traced Lookup spent its time: when its L1 probe
+// ended and, when it asked L2, when that ended and what went wrong.
+type LookupTrace struct {
+	L1End   time.Time
+	AskedL2 bool
+	L2End   time.Time
+	L2Err   error
+}
+
+// LookupTraced is Lookup, recording its tiers' times in tr.
+func (c *Cache) LookupTraced(ctx context.Context, k Key, tags []string, versions []uint64, tr *LookupTrace) (e *Entry, tier Tier, cur []uint64) {
+	return c.lookup(ctx, k, tags, versions, tr)
+}
+
+// lookup is Lookup; tr, when not nil, records its tiers' times.
+func (c *Cache) lookup(ctx context.Context, k Key, tags []string, versions []uint64, tr *LookupTrace) (e *Entry, tier Tier, cur []uint64) {
 	now := time.Now().UnixNano()
-	if e, ok := c.l1.Get(k); ok {
+	e, ok := c.l1.Get(k)
+	if tr != nil {
+		tr.L1End = time.Now()
+	}
+	if ok {
 		if c.usable(e, now) {
 			return e, TierL1, c.versions.appendTo(versions, tags)
 		}
@@ -130,6 +153,9 @@ func (c *Cache) Lookup(ctx context.Context, k Key, tags []string, versions []uin
 		return nil, TierNone, c.versions.appendTo(versions, tags)
 	}
 	e, shared, err := c.l2.Get(ctx, k, tags, versions)
+	if tr != nil {
+		tr.AskedL2, tr.L2End, tr.L2Err = true, time.Now(), err
+	}
 	if err != nil {
 		// Counted by L2; the caller goes upstream, stamping local versions.
 		return nil, TierNone, c.versions.appendTo(versions, tags)

@@ -77,7 +77,11 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	// flushes ahead of it before its own, so it waits up to twice that:
 	// a slow store is then answered by the flush's own error, not by a
 	// 504 for a write that may still land.
-	wctx, cancel := context.WithTimeout(context.Background(), 2*p.cfg.Upstream.Timeout)
+	from := context.Background()
+	if parent := spanParent(ctx); parent != nil {
+		from = parent // the flush span links to this request's
+	}
+	wctx, cancel := context.WithTimeout(from, 2*p.cfg.Upstream.Timeout)
 	defer cancel()
 	var status int
 	switch b.sink {

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/style-shepherd/sheepdog/cachelayer"
 )
@@ -115,14 +116,12 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		return
 	}
 
-	e, tier, cur := p.cache.Lookup(ctx, key, scratch.tags, scratch.versions[:0])
-	scratch.versions = cur
+	e, tier := p.lookup(ctx, key, scratch)
 	entryKey := key
 	if e != nil && e.IsStub() {
 		scratch.key = key
 		entryKey = variantKey(kb, &scratch.key, e.Vary, h)
-		e, tier, cur = p.cache.Lookup(ctx, entryKey, scratch.tags, scratch.versions[:0])
-		scratch.versions = cur
+		e, tier = p.lookup(ctx, entryKey, scratch)
 		if e != nil && e.IsStub() {
 			e = nil // a stub where a variant belongs: treat as a miss
 		}
@@ -155,6 +154,25 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	p.miss(ctx, rt, key, scratch, stale, now)
 }
 
+// lookup looks key up in the cache with the scratch's tags, keeping their
+// current versions in the scratch; a traced request records the tiers it
+// asked as spans.
+func (p *Proxy) lookup(ctx *fasthttp.RequestCtx, key cachelayer.Key, scratch *lookupScratch) (*cachelayer.Entry, cachelayer.Tier) {
+	if p.tracer == nil {
+		e, tier, cur := p.cache.Lookup(ctx, key, scratch.tags, scratch.versions[:0])
+		scratch.versions = cur
+		return e, tier
+	}
+	var lt cachelayer.LookupTrace
+	start := time.Now()
+	e, tier, cur := p.cache.LookupTraced(ctx, key, scratch.tags, scratch.versions[:0], &lt)
+	scratch.versions = cur
+	if parent := spanParent(ctx); parent != nil {
+		p.traceLookup(parent, start, &lt, tier)
+	}
+	return e, tier
+}
+
 // miss fetches through the flight: one upstream request per key, however
 // many clients wait, each bounded by the upstream timeout.
 func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, scratch *lookupScratch, stale *cachelayer.Entry, now int64) {
@@ -162,11 +180,21 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 	req := cacheRequest(ctx, rt.cache)
 	tags, versions := scratch.ownTags()
 	path := string(ctx.Path())
-	wait, cancel := context.WithTimeout(ctx, p.cfg.Upstream.Timeout)
+	var waitFrom context.Context = ctx
+	var span trace.Span
+	if parent := spanParent(ctx); parent != nil {
+		// The flight's fetch keeps this context's values: its upstream
+		// span goes under the leader's coalesce span.
+		waitFrom, span = p.tracer.Start(parent, spanCoalesce)
+	}
+	wait, cancel := context.WithTimeout(waitFrom, p.cfg.Upstream.Timeout)
 	defer cancel()
 	r := p.flight.Do(wait, flightKey(key, &ctx.Request.Header), func(fctx context.Context) (*fetched, error) {
 		return p.fetch(fctx, rt, req, key, tags, versions, path), nil
 	})
+	if span != nil {
+		endCoalesce(span, r.Leader, r.Waiters, r.Err)
+	}
 	if !r.Leader && r.Err == nil {
 		fasthttp.ReleaseRequest(req) // the leader's request was used; after a timeout, the GC takes it
 	}
@@ -242,11 +270,16 @@ func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key,
 	req := cacheRequest(ctx, rt.cache)
 	tags, versions := scratch.ownTags()
 	path := string(ctx.Path())
+	// A traced refresh is a span of the request that started it.
+	from := context.Background()
+	if parent := spanParent(ctx); parent != nil {
+		from = parent
+	}
 	p.background.Add(1)
 	go func() {
 		defer p.background.Done()
 		defer p.refreshing.Delete(fk)
-		r := p.flight.Do(context.Background(), fk, func(fctx context.Context) (*fetched, error) {
+		r := p.flight.Do(from, fk, func(fctx context.Context) (*fetched, error) {
 			return p.fetch(fctx, rt, req, key, tags, versions, path), nil
 		})
 		if !r.Leader {

@@ -147,9 +147,19 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 
 	start := time.Now()
 	resp := fasthttp.AcquireResponse()
+	var endSpan func(int, error)
+	if p.tracer != nil {
+		endSpan = p.upstreamSpan(fctx, req)
+	}
 	if err := p.upstream.Do(req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
+		if endSpan != nil {
+			endSpan(0, err)
+		}
 		return &fetched{err: err}
+	}
+	if endSpan != nil {
+		endSpan(resp.StatusCode(), nil)
 	}
 	rt.fetchTime.Store(int64(time.Since(start)))
 

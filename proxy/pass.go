@@ -62,7 +62,19 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx) {
 	}
 
 	resp := fasthttp.AcquireResponse()
-	if err := p.upstream.Do(req, resp); err != nil {
+	var endSpan func(int, error)
+	if parent := spanParent(ctx); parent != nil {
+		endSpan = p.upstreamSpan(parent, req)
+	}
+	err := p.upstream.Do(req, resp)
+	if endSpan != nil {
+		status := 0
+		if err == nil {
+			status = resp.StatusCode()
+		}
+		endSpan(status, err)
+	}
+	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if req.IsBodyStream() {
 			// Part of the body may be unread; the connection cannot be reused.

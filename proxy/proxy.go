@@ -16,6 +16,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/style-shepherd/sheepdog/cachelayer"
 	"github.com/style-shepherd/sheepdog/coalesce"
@@ -48,12 +51,20 @@ type Proxy struct {
 	pgPool        *pgxpool.Pool
 	pgHealth      *throttledProbe // set when a postgres sink is
 
+	// Traces: tracer is nil when they are off. ownTracer is the
+	// provider New built from telemetry.traces, shut down by Shutdown.
+	tracer       trace.Tracer
+	propagator   propagation.TextMapPropagator
+	ownTracer    *sdktrace.TracerProvider
+	upstreamHost string
+	upstreamPort int
+
 	server *fasthttp.Server
 	admin  *fasthttp.Server
 }
 
 // New builds a Proxy from a loaded config. It opens no listener.
-func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
+func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -80,6 +91,21 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 		started:  time.Now(),
 	}
 	p.flight.Timeout = cfg.Upstream.Timeout
+	p.setUpstreamAddr()
+	for _, o := range opts {
+		o(p)
+	}
+	if p.tracer == nil {
+		tp, err := newTracerProvider(context.Background(), cfg.Telemetry)
+		if err != nil {
+			cache.Close()
+			return nil, err
+		}
+		if tp != nil {
+			p.ownTracer = tp
+			p.setTracer(tp)
+		}
+	}
 	if err := p.buildBatches(); err != nil {
 		cache.Close()
 		return nil, err
@@ -125,12 +151,21 @@ func New(cfg *configs.Config, log *slog.Logger) (*Proxy, error) {
 // Handler serves one client request. It is exported for benchmarks and
 // for embedding Sheepdog in another fasthttp server.
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
+	if p.tracer != nil {
+		p.traced(ctx)
+		return
+	}
+	p.handle(ctx)
+}
+
+// handle serves a request and returns its route, nil if none matched.
+func (p *Proxy) handle(ctx *fasthttp.RequestCtx) *route {
 	rv := requestValues{ctx: ctx}
 	rt := p.router.match(ctx.Method(), ctx.Path(), &rv.params)
 	if rt == nil {
 		writeError(ctx, fasthttp.StatusNotFound, codeNoRoute, "no route matches this request")
 		p.unrouted.record(fasthttp.StatusNotFound)
-		return
+		return nil
 	}
 	if rt.cache != nil {
 		p.serveCache(ctx, rt, &rv)
@@ -143,6 +178,7 @@ func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 		p.passRoute(ctx, rt, &rv)
 	}
 	rt.stats.record(ctx.Response.StatusCode())
+	return rt
 }
 
 // serverError answers a request fasthttp could not read (headers too large,
@@ -191,6 +227,10 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, ctx.Err())
 	}
 	p.cache.Close()
+	if p.ownTracer != nil {
+		// Sends the spans still buffered, within what is left of ctx.
+		err = errors.Join(err, p.ownTracer.Shutdown(ctx))
+	}
 	return err
 }
 

@@ -60,9 +60,9 @@ routes:
 
 // startProxy serves cfg on free loopback ports and returns the client and
 // admin addresses; the proxy is shut down when the test ends.
-func startProxy(t testing.TB, cfg *configs.Config) (p *Proxy, addr, admin string) {
+func startProxy(t testing.TB, cfg *configs.Config, opts ...Option) (p *Proxy, addr, admin string) {
 	t.Helper()
-	p, err := New(cfg, nil)
+	p, err := New(cfg, nil, opts...)
 	if err != nil {
 		t.Fatalf("new proxy: %v", err)
 	}
