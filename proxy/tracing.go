@@ -30,9 +30,9 @@ const instrumentation = "github.com/style-shepherd/sheepdog/proxy"
 // Span attributes of Sheepdog's own.
 const (
 	attrRoute        = attribute.Key("sheepdog.route")
-	attrCache        = attribute.Key("sheepdog.cache")           // X-Cache: HIT, MISS, STALE, BYPASS
-	attrHit          = attribute.Key("sheepdog.cache.hit")       // on the l1 and l2 spans
-	attrRole         = attribute.Key("sheepdog.coalesce.role")   // leader or waiter
+	attrCache        = attribute.Key("sheepdog.cache")            // X-Cache: HIT, MISS, STALE, BYPASS
+	attrHit          = attribute.Key("sheepdog.cache.hit")        // on the l1 and l2 spans
+	attrRole         = attribute.Key("sheepdog.coalesce.role")    // leader or waiter
 	attrWaiters      = attribute.Key("sheepdog.coalesce.waiters") // on the leader: callers that shared its fetch
 	attrSink         = attribute.Key("sheepdog.batch.sink")
 	attrBatchItems   = attribute.Key("sheepdog.batch.items")
@@ -92,7 +92,6 @@ func (p *Proxy) traced(ctx *fasthttp.RequestCtx) {
 	}
 	span.End()
 }
-
 
 // spanParent returns the context that carries the request's server span,
 // or nil when the request is not traced.
