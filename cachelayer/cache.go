@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/style-shepherd/sheepdog/configs"
 )
 
@@ -36,6 +38,8 @@ type Cache struct {
 	subMu   sync.Mutex // protects sub
 	sub     interface{ Close() error }
 	serving atomic.Bool // New has returned: the Cache may hold entries
+
+	lagObserver atomic.Pointer[func(time.Duration)] // see OnInvalidationLag
 
 	closeOnce sync.Once
 }
@@ -245,7 +249,7 @@ func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 		return fmt.Errorf("invalidate: %w", err)
 	}
 	c.versions.raise(tags, versions, now)
-	if err := c.l2.publish(ctx, appendVersionsMessage(nil, c.id, tags, versions)); err != nil {
+	if err := c.l2.publish(ctx, appendVersionsMessage(nil, c.id, time.Now().UnixNano(), tags, versions)); err != nil {
 		return fmt.Errorf("invalidate: %w", err)
 	}
 	return nil
@@ -287,6 +291,21 @@ func (c *Cache) Stats() Stats {
 	}
 	return s
 }
+
+// L2Pool returns the go-redis pool figures of the L2 connection; false
+// without L2.
+func (c *Cache) L2Pool() (*redis.PoolStats, bool) {
+	if c.l2 == nil {
+		return nil, false
+	}
+	return c.l2.client.PoolStats(), true
+}
+
+// OnInvalidationLag sets f to be told, for each invalidation another
+// replica sends, how long it took from its publish to its arrival here
+// (the replicas' clocks are assumed in step). Set it before traffic; f
+// runs on the subscriber's goroutine.
+func (c *Cache) OnInvalidationLag(f func(time.Duration)) { c.lagObserver.Store(&f) }
 
 // L2Health returns L2's health, and false when no L2 is configured.
 func (c *Cache) L2Health() (Health, bool) {

@@ -65,6 +65,8 @@ func TestCacheInvalidateReachesReplicas(t *testing.T) {
 	a, b, another := sharedReplicas(t)
 	ctx := context.Background()
 	tags := []string{"user:42"}
+	lags := make(chan time.Duration, 1)
+	b.OnInvalidationLag(func(d time.Duration) { lags <- d })
 
 	fill(a, Key{1}, "/api/vultr/postgres/users/42/profile", tags...)
 	if _, tier, _ := b.Lookup(ctx, Key{1}, tags, nil); tier != TierL2 {
@@ -88,6 +90,9 @@ func TestCacheInvalidateReachesReplicas(t *testing.T) {
 	e, tier, cur := b.Lookup(ctx, Key{1}, tags, nil)
 	if e != nil || tier != TierNone || cur[0] < floor {
 		t.Fatalf("b after the invalidation: %v, %v, versions %v; want a miss at version %d or more", e, tier, cur, floor)
+	}
+	if lag := <-lags; lag <= 0 || lag > time.Second {
+		t.Errorf("invalidation lag %v, want a measured moment under a second", lag)
 	}
 	if s := a.Stats(); s.InvalidationsReceived != 0 || s.InvalidationsSent != 1 {
 		t.Fatalf("a counted its own invalidation as received: %+v", s)

@@ -18,6 +18,7 @@ const (
 type message struct {
 	kind     byte
 	sender   uint64
+	sent     int64    // msgVersions: when it was published, Unix ns, for the lag
 	tags     []string // msgVersions
 	versions []uint64 // msgVersions, one per tag
 	ban      ban      // msgBan
@@ -30,8 +31,9 @@ func appendHeader(dst []byte, kind byte, sender uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(dst, kind), sender)
 }
 
-func appendVersionsMessage(dst []byte, sender uint64, tags []string, versions []uint64) []byte {
+func appendVersionsMessage(dst []byte, sender uint64, sent int64, tags []string, versions []uint64) []byte {
 	dst = appendHeader(dst, msgVersions, sender)
+	dst = binary.AppendVarint(dst, sent)
 	dst = binary.AppendUvarint(dst, uint64(len(tags)))
 	for i, tag := range tags {
 		dst = appendString(dst, tag)
@@ -65,6 +67,7 @@ func parseMessage(b []byte) (message, error) {
 	r := reader{b: b[9:]}
 	switch m.kind {
 	case msgVersions:
+		m.sent = r.varint()
 		n := r.count(2)
 		m.tags = make([]string, n)
 		m.versions = make([]uint64, n)

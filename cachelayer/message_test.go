@@ -13,10 +13,10 @@ func TestMessageRoundTrip(t *testing.T) {
 		b    []byte
 		want message
 	}{
-		{"versions", appendVersionsMessage(nil, 7, []string{"products", "user:42"}, []uint64{3, 1 << 40}),
-			message{kind: msgVersions, sender: 7, tags: []string{"products", "user:42"}, versions: []uint64{3, 1 << 40}}},
-		{"no versions", appendVersionsMessage(nil, 7, nil, nil),
-			message{kind: msgVersions, sender: 7, tags: []string{}, versions: []uint64{}}},
+		{"versions", appendVersionsMessage(nil, 7, 1_760_000_000_123_000_000, []string{"products", "user:42"}, []uint64{3, 1 << 40}),
+			message{kind: msgVersions, sender: 7, sent: 1_760_000_000_123_000_000, tags: []string{"products", "user:42"}, versions: []uint64{3, 1 << 40}}},
+		{"no versions", appendVersionsMessage(nil, 7, 5, nil, nil),
+			message{kind: msgVersions, sender: 7, sent: 5, tags: []string{}, versions: []uint64{}}},
 		{"ban", appendBanMessage(nil, 1<<63, ban{prefix: "/api/vultr/", at: 1_760_000_000_123_000_000}),
 			message{kind: msgBan, sender: 1 << 63, ban: ban{prefix: "/api/vultr/", at: 1_760_000_000_123_000_000}}},
 		{"delete", appendDeleteMessage(nil, 2, []Key{{1}, {2, 3}}),
@@ -36,7 +36,7 @@ func TestMessageRoundTrip(t *testing.T) {
 }
 
 func TestParseMessageRejects(t *testing.T) {
-	good := appendVersionsMessage(nil, 7, []string{"products"}, []uint64{3})
+	good := appendVersionsMessage(nil, 7, 9, []string{"products"}, []uint64{3})
 	tests := []struct {
 		name string
 		b    []byte
@@ -46,7 +46,7 @@ func TestParseMessageRejects(t *testing.T) {
 		{"unknown kind", append([]byte{'x'}, good[1:]...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing", append(append([]byte(nil), good...), 0)},
-		{"forged count", append(appendHeader(nil, msgVersions, 1), 0xff, 0xff, 0xff, 0xff, 0x0f)},
+		{"forged count", append(appendHeader(nil, msgVersions, 1), 2, 0xff, 0xff, 0xff, 0xff, 0x0f)},
 		{"partial key", append(appendHeader(nil, msgDelete, 1), 1, 1, 2, 3)},
 	}
 	for _, tt := range tests {
@@ -59,7 +59,7 @@ func TestParseMessageRejects(t *testing.T) {
 }
 
 func FuzzParseMessage(f *testing.F) {
-	f.Add(appendVersionsMessage(nil, 7, []string{"products"}, []uint64{3}))
+	f.Add(appendVersionsMessage(nil, 7, 9, []string{"products"}, []uint64{3}))
 	f.Add(appendBanMessage(nil, 7, ban{prefix: "/api/", at: 5}))
 	f.Add(appendDeleteMessage(nil, 7, []Key{{1}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -70,7 +70,7 @@ func FuzzParseMessage(f *testing.F) {
 		var again []byte
 		switch m.kind {
 		case msgVersions:
-			again = appendVersionsMessage(nil, m.sender, m.tags, m.versions)
+			again = appendVersionsMessage(nil, m.sender, m.sent, m.tags, m.versions)
 		case msgBan:
 			again = appendBanMessage(nil, m.sender, m.ban)
 		case msgDelete:

@@ -165,6 +165,9 @@ func (c *Cache) receive(payload []byte) {
 	case msgVersions:
 		c.versions.raise(m.tags, m.versions, now)
 		c.stats.invalidationsIn.Add(1)
+		if f := c.lagObserver.Load(); f != nil {
+			(*f)(time.Duration(max(now-m.sent, 0)))
+		}
 	case msgBan:
 		c.bans.add(now, m.ban)
 		c.stats.bansIn.Add(1)
