@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// recentCap is how many errors /stats keeps: enough to see what went
+// wrong lately on the status page, small enough to copy on every poll.
+const recentCap = 20
+
+// recentPathMax bounds the path an entry keeps: a client's path is its
+// own to make long, and the ring must stay small.
+const recentPathMax = 200
+
+// RecentError is one error Sheepdog answered with its JSON error shape,
+// as /stats lists it under recent_errors, newest first.
+type RecentError struct {
+	Time    time.Time `json:"time"`
+	Route   string    `json:"route"` // the route the path matches now; empty if none
+	Method  string    `json:"method"`
+	Path    string    `json:"path"` // without the query, which may carry secrets
+	Status  int       `json:"status"`
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+}
+
+// errorRing is a bounded ring of the last errors answered. Recording
+// takes a short lock and never allocates more than the entry's copies of
+// method and path, and errors are off the hot path.
+type errorRing struct {
+	mu   sync.Mutex // protects buf, next and n
+	buf  [recentCap]RecentError
+	next int // where the next entry goes
+	n    int // entries held, at most recentCap
+}
+
+// recentErrors is process-wide: writeError is called from places that
+// have a RequestCtx and no Proxy (fasthttp's ErrorHandler, the handlers'
+// helpers), and one process runs one Sheepdog. Tests that run several
+// proxies in one process see each other's errors here, so they look for
+// their own entry rather than count.
+var recentErrors errorRing
+
+// record copies what it keeps out of ctx: its bytes are fasthttp's and
+// are reused after the handler returns.
+func (r *errorRing) record(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	path := ctx.Path()
+	if len(path) > recentPathMax {
+		path = path[:recentPathMax]
+	}
+	e := RecentError{
+		Time: time.Now().UTC(), Method: string(ctx.Method()), Path: string(path),
+		Status: status, Code: code, Message: msg,
+	}
+	r.mu.Lock()
+	r.buf[r.next] = e
+	r.next = (r.next + 1) % recentCap
+	r.n = min(r.n+1, recentCap)
+	r.mu.Unlock()
+}
+
+// snapshot returns the entries held, newest first.
+func (r *errorRing) snapshot() []RecentError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]RecentError, 0, r.n)
+	for i := 1; i <= r.n; i++ {
+		out = append(out, r.buf[(r.next-i+recentCap)%recentCap])
+	}
+	return out
+}
