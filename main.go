@@ -106,7 +106,7 @@ func runDemo(stdout, stderr io.Writer, log *slog.Logger) int {
 // serve runs the proxy until SIGINT or SIGTERM, then shuts down within the
 // configured grace. ready, when set, is called once the listeners are open.
 func serve(cfg *configs.Config, log *slog.Logger, ready func()) int {
-	p, err := proxy.New(cfg, log)
+	p, err := proxy.New(cfg, log, proxy.WithVersion(version))
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1

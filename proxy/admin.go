@@ -28,6 +28,8 @@ func (p *Proxy) adminHandler(ctx *fasthttp.RequestCtx) {
 		p.serveHealth(ctx)
 	case "/stats":
 		p.serveStats(ctx)
+	case "/metrics":
+		p.serveMetrics(ctx)
 	case "/purge":
 		p.servePurge(ctx)
 	default:

@@ -129,9 +129,7 @@ func (p *Proxy) buildBatches() (err error) {
 
 func (p *Proxy) buildBatch(route string, rule *configs.BatchRule) (*batchRoute, error) {
 	cfg := batchConfig(rule, p.cfg.Upstream.Timeout)
-	if p.tracer != nil {
-		cfg.Observe = p.observeFlush(route, rule.Sink)
-	}
+	cfg.Observe = p.flushObserver(route, rule.Sink)
 	b := &batchRoute{sink: rule.Sink}
 	var err error
 	switch rule.Sink {

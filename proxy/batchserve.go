@@ -94,7 +94,7 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		}
 		status = p.batchValkey(wctx, ctx, b, rv)
 	case configs.SinkPostgres:
-		status = p.batchPostgres(wctx, ctx, b, rv, fields)
+		status = p.batchPostgres(wctx, ctx, rt, b, rv, fields)
 	}
 	if status >= 200 && status < 300 && len(tags) > 0 {
 		if err := p.cache.Invalidate(ctx, tags...); err != nil {
@@ -162,7 +162,7 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 
 // batchPostgres resolves one value per column and answers in the app's
 // shape, {"success":true,"data":{...body, ...returning}}.
-func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, b *batchRoute, rv *requestValues, fields []field) int {
+func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, rt *route, b *batchRoute, rv *requestValues, fields []field) int {
 	ev := batchEval{rv: rv}
 	var err error
 	item := upstream.PostgresItem{Values: make([]any, len(b.columns))}
@@ -174,7 +174,7 @@ func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, b 
 	res, err := b.postgres.Submit(wctx, item)
 	if errors.Is(err, errNoTable) {
 		// The body was read whole and is sent as it came.
-		p.pass(ctx)
+		p.pass(ctx, rt)
 		return ctx.Response.StatusCode()
 	}
 	if err != nil {

@@ -88,7 +88,7 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	// unless the key holds them.
 	if (len(h.PeekBytes(hdrAuthorization)) > 0 && !cr.keyedAuth) || (len(h.PeekBytes(hdrCookie)) > 0 && !cr.cookies) {
 		rt.stats.bypassed.Add(1)
-		p.pass(ctx)
+		p.pass(ctx, rt)
 		setCacheStatus(&ctx.Response.Header, outBypass, 0, 0)
 		return
 	}
@@ -227,7 +227,7 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 	case f.entry == nil, !r.Leader && !f.shareable:
 		// Too large to hold, or not for sharing: this client asks itself.
 		rt.stats.bypassed.Add(1)
-		p.pass(ctx)
+		p.pass(ctx, rt)
 		setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
 	default:
 		p.answerFetched(ctx, rt, f, r.Leader)

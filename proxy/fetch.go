@@ -151,7 +151,9 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	if p.tracer != nil {
 		endSpan = p.upstreamSpan(fctx, req)
 	}
-	if err := p.upstream.Do(req, resp); err != nil {
+	err := p.upstream.Do(req, resp)
+	p.metrics.observeUpstream(rt, time.Since(start))
+	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if endSpan != nil {
 			endSpan(0, err)

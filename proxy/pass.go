@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -14,7 +15,7 @@ import (
 // the client gets its answer.
 func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues) {
 	if len(rt.invalidates) == 0 {
-		p.pass(ctx)
+		p.pass(ctx, rt)
 		return
 	}
 	if rt.invBody {
@@ -28,7 +29,7 @@ func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues
 		fail(ctx, err)
 		return
 	}
-	p.pass(ctx)
+	p.pass(ctx, rt)
 	if status := ctx.Response.StatusCode(); status >= 200 && status < 300 {
 		if err := p.cache.Invalidate(ctx, tags...); err != nil {
 			// Dropped here; L2 or the other replicas may keep the old
@@ -38,9 +39,10 @@ func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues
 	}
 }
 
-// pass forwards the request upstream and streams the answer back. Bodies of
-// any size flow through; neither is held whole in memory.
-func (p *Proxy) pass(ctx *fasthttp.RequestCtx) {
+// pass forwards the request upstream, on behalf of rt, and streams the
+// answer back. Bodies of any size flow through; neither is held whole in
+// memory.
+func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 
@@ -66,7 +68,9 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx) {
 	if parent := spanParent(ctx); parent != nil {
 		endSpan = p.upstreamSpan(parent, req)
 	}
+	start := time.Now()
 	err := p.upstream.Do(req, resp)
+	p.metrics.observeUpstream(rt, time.Since(start))
 	if endSpan != nil {
 		status := 0
 		if err == nil {

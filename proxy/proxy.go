@@ -59,6 +59,9 @@ type Proxy struct {
 	upstreamHost string
 	upstreamPort int
 
+	metrics *metrics
+	version string // for sheepdog_build_info
+
 	server *fasthttp.Server
 	admin  *fasthttp.Server
 }
@@ -89,6 +92,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 		health:   &throttledProbe{every: time.Second, probe: probeUpstream(up)},
 		maxBody:  int(cfg.Server.MaxBodySize),
 		started:  time.Now(),
+		version:  "dev",
 	}
 	p.flight.Timeout = cfg.Upstream.Timeout
 	p.setUpstreamAddr()
@@ -106,6 +110,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 			p.setTracer(tp)
 		}
 	}
+	p.metrics = newMetrics(p, p.version)
 	if err := p.buildBatches(); err != nil {
 		cache.Close()
 		return nil, err

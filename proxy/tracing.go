@@ -184,9 +184,9 @@ func (p *Proxy) setUpstreamAddr() {
 	}
 }
 
-// observeFlush makes each flush of a batch route a span, linked to the
+// traceFlush makes each flush of a batch route a span, linked to the
 // span of every request whose item it carries.
-func (p *Proxy) observeFlush(route, sink string) func(context.Context, coalesce.FlushInfo) (context.Context, func(error)) {
+func (p *Proxy) traceFlush(route, sink string) func(context.Context, coalesce.FlushInfo) (context.Context, func(error)) {
 	return func(ctx context.Context, f coalesce.FlushInfo) (context.Context, func(error)) {
 		links := make([]trace.Link, 0, len(f.Submitters))
 		for _, s := range f.Submitters {
