@@ -54,47 +54,68 @@ type spanKey struct{}
 
 func (p *Proxy) setTracer(tp trace.TracerProvider) {
 	p.tracer = tp.Tracer(instrumentation)
-	p.propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	// W3C trace context only: a client's baggage header goes to the app
+	// with its other headers, and reading it here would cost every request.
+	p.propagator = propagation.TraceContext{}
+}
+
+// serverSpan is made once: options built per request would allocate.
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
+// methodName is the request's method as a string, without allocating for
+// the common ones.
+func methodName(m []byte) string {
+	for _, known := range [...]string{"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"} {
+		if string(m) == known {
+			return known
+		}
+	}
+	return string(m)
 }
 
 // traced serves a request inside a server span that continues the
 // client's trace, if it sent one.
 func (p *Proxy) traced(ctx *fasthttp.RequestCtx) {
 	parent := p.propagator.Extract(context.Background(), requestCarrier{&ctx.Request.Header})
-	method := string(ctx.Method())
-	sctx, span := p.tracer.Start(parent, method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(ctx.Time()))
+	method := methodName(ctx.Method())
+	sctx, span := p.tracer.Start(parent, method, serverSpan...)
+	if !span.IsRecording() {
+		// Not sampled: no child spans either, and the client's own trace
+		// headers go to the app untouched.
+		p.handle(ctx)
+		span.End()
+		return
+	}
 	ctx.SetUserValue(spanKey{}, sctx)
 	rt := p.handle(ctx)
 	ctx.RemoveUserValue(spanKey{})
 	status := ctx.Response.StatusCode()
-	if span.IsRecording() {
-		attrs := []attribute.KeyValue{
-			semconv.HTTPRequestMethodKey.String(method),
-			semconv.URLPath(string(ctx.Path())),
-			semconv.URLScheme("http"),
-			semconv.ServerAddress(string(ctx.Host())),
-			semconv.ClientAddress(ctx.RemoteIP().String()),
-			semconv.UserAgentOriginal(string(ctx.UserAgent())),
-			semconv.HTTPResponseStatusCode(status),
-		}
-		if rt != nil {
-			route := rt.cfg.Match.Path + rt.cfg.Match.PathPrefix
-			span.SetName(method + " " + route)
-			attrs = append(attrs, semconv.HTTPRoute(route), attrRoute.String(rt.name))
-		}
-		if x := ctx.Response.Header.PeekBytes(hdrXCache); len(x) > 0 {
-			attrs = append(attrs, attrCache.String(string(x)))
-		}
-		span.SetAttributes(attrs...)
-		if status >= 500 { // a server span's error is the server's own
-			span.SetStatus(codes.Error, fasthttp.StatusMessage(status))
-		}
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.URLPath(string(ctx.Path())),
+		semconv.URLScheme("http"),
+		semconv.ServerAddress(string(ctx.Host())),
+		semconv.ClientAddress(ctx.RemoteIP().String()),
+		semconv.UserAgentOriginal(string(ctx.UserAgent())),
+		semconv.HTTPResponseStatusCode(status),
+	}
+	if rt != nil {
+		route := rt.cfg.Match.Path + rt.cfg.Match.PathPrefix
+		span.SetName(method + " " + route)
+		attrs = append(attrs, semconv.HTTPRoute(route), attrRoute.String(rt.name))
+	}
+	if x := ctx.Response.Header.PeekBytes(hdrXCache); len(x) > 0 {
+		attrs = append(attrs, attrCache.String(string(x)))
+	}
+	span.SetAttributes(attrs...)
+	if status >= 500 { // a server span's error is the server's own
+		span.SetStatus(codes.Error, fasthttp.StatusMessage(status))
 	}
 	span.End()
 }
 
 // spanParent returns the context that carries the request's server span,
-// or nil when the request is not traced.
+// or nil when the request is not traced or not sampled.
 func spanParent(ctx *fasthttp.RequestCtx) context.Context {
 	c, _ := ctx.UserValue(spanKey{}).(context.Context)
 	return c
@@ -134,7 +155,7 @@ func endCoalesce(span trace.Span, leader bool, waiters int, err error) {
 }
 
 // upstreamSpan starts the client span of a call to the app under the span
-// in parent, and puts its traceparent (and baggage) on req, replacing the
+// in parent, and puts its traceparent (and tracestate) on req, replacing the
 // client's. The function it returns ends the span with the answer's
 // status, or the call's error.
 func (p *Proxy) upstreamSpan(parent context.Context, req *fasthttp.Request) func(status int, err error) {
