@@ -89,6 +89,9 @@ func (b *BatchRule) target() string {
 	case SinkHTTP:
 		return fmt.Sprintf("%s (wrap %s, split %s)", b.URL, b.Wrap, b.Split)
 	case SinkValkey:
+		if b.Op == OpBatch {
+			return "the body's operations, one pipeline"
+		}
 		return strings.ToUpper(b.Op) + " " + b.Key
 	case SinkPostgres:
 		return b.Table + "(" + strings.Join(slices.Sorted(maps.Keys(b.Columns)), ",") + ")"
