@@ -30,11 +30,13 @@ func TestWriteChecks(t *testing.T) {
 		got[c.Criterion] = c.Pass
 	}
 	want := map[string]bool{
-		"postgres/64: batched ÷ single":               true,
-		"postgres/64: added p99 (p99 − lone p50)":     true,
-		"store-memory/64: batched ÷ single":           false,
-		"store-memory/64: added p99 (p99 − lone p50)": false,
-		"valkey/64: batched ÷ redis-benchmark -P 16":  true,
+		"postgres/64: batched ÷ single":                             true,
+		"postgres/64: added p99 (p99 − lone p50)":                   true,
+		"store-memory/64: batched ÷ single":                         false,
+		"store-memory/64: added p99 (p99 − lone p50)":               false,
+		"postgres/64: added p99 over single (p99 − single p99)":     true,  // 2.9 − 12
+		"store-memory/64: added p99 over single (p99 − single p99)": false, // 30 − 14 > 2 + 10.5
+		"valkey/64: batched ÷ redis-benchmark -P 16":                true,
 	}
 	if len(got) != len(want) {
 		t.Errorf("checks %v, want %v", got, want)
