@@ -130,6 +130,9 @@ routes:
   - name: broken-store
     match: {method: POST, path: /api/raindrop/broken-store}
     batch: {sink: http, url: /api/raindrop/no-such-endpoint, wrap: memories, split: results}
+  - name: slow-store
+    match: {method: POST, path: /api/raindrop/slow-store}
+    batch: {sink: http, url: /api/raindrop/batch-store-memory, wrap: memories, split: results, max_items: 1, queue: 2}
   - name: create-order
     match: {method: POST, path: /api/vultr/postgres/orders}
     batch: {sink: postgres, table: %s, columns: {order_id: "{id:order_}", user_id: "{body.user_id}"}}
@@ -177,6 +180,10 @@ func TestMetricsReads(t *testing.T) {
 	moved(t, before, after, 1, "sheepdog_l1_misses_total")
 	moved(t, before, after, 1, "sheepdog_l1_bytes")
 	moved(t, before, after, 1, "sheepdog_l2_misses_total")
+	_, addrB, adminB := startProxy(t, cfg) // a replica on the same L2
+	beforeB := scrapeMetrics(t, adminB)
+	fasthttp.ReleaseResponse(get(t, rawClient(addrB), "GET", "/api/vultr/postgres/products?category=tops"))
+	moved(t, beforeB, scrapeMetrics(t, adminB), 1, "sheepdog_l2_hits_total")
 	moved(t, before, after, 1, "sheepdog_l2_writes_total", "outcome", "written")
 	if after.value("sheepdog_valkey_pool_connections", "client", "l2", "state", "total") < 1 {
 		t.Errorf("the L2 pool shows no connection")
@@ -212,10 +219,11 @@ func TestMetricsL2Errors(t *testing.T) {
 }
 
 // TestMetricsWrites: batches move the size and wait histograms; a sink
-// that fails moves sink errors; a postgres sink shows its pool; the
-// queue depth is there per route.
+// that fails moves sink errors; a postgres sink shows its pool; writes
+// waiting behind a slow endpoint raise the queue depth, and those that
+// find the queue full the refusals.
 func TestMetricsWrites(t *testing.T) {
-	_, origin := startOrigin(t)
+	app, origin := startOrigin(t)
 	_, table := testOrdersTable(t)
 	redisAddr := servicetest.RedisAddr(t)
 	cfg := metricsConfig(t, origin, l2Block(redisAddr, servicetest.KeyPrefix(t)), servicetest.PostgresDSN(t), "64MiB", table)
@@ -235,12 +243,30 @@ func TestMetricsWrites(t *testing.T) {
 	if s := post("/api/vultr/postgres/orders", `{"user_id":"u1"}`); s != 200 {
 		t.Errorf("order: %d", s)
 	}
+	// A slow endpoint, one item a flush (four flushes at once) and room
+	// for two in the queue: of twelve writes at once, four are flushed,
+	// two wait and six are refused.
+	app.SetLatency("memory.batch", 300*time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		burst(12, func(i int) { post("/api/raindrop/slow-store", fmt.Sprintf(`{"text":"s%d"}`, i)) })
+	}()
+	var depth float64
+	for deadline := time.Now().Add(2 * time.Second); depth < 1 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		depth = scrapeMetrics(t, admin).value("sheepdog_batch_queue_depth", "route", "slow-store")
+	}
+	<-done
+	if depth < 1 {
+		t.Errorf("queue depth never rose above 0 with writes waiting")
+	}
 	after := scrapeMetrics(t, admin)
+	moved(t, before, after, 1, "sheepdog_batch_refused_total", "route", "slow-store")
 	moved(t, before, after, 1, "sheepdog_batch_size_items", "route", "store-memory")
 	moved(t, before, after, 1, "sheepdog_batch_wait_seconds", "route", "store-memory")
 	moved(t, before, after, 1, "sheepdog_sink_errors_total", "route", "broken-store", "sink", "http")
 	moved(t, before, after, 1, "sheepdog_postgres_pool_connections", "state", "total")
-	if after.value("sheepdog_batch_queue_depth", "route", "create-order") != 0 ||
+	if after.value("sheepdog_batch_queue_depth", "route", "slow-store") != 0 ||
 		after.value("sheepdog_batch_refused_total", "route", "store-memory") != 0 {
 		t.Errorf("queue depth or refusals are not there, or not 0 at rest")
 	}
