@@ -135,6 +135,9 @@ func (p *Proxy) buildBatch(route string, rule *configs.BatchRule) (*batchRoute, 
 	switch rule.Sink {
 	case configs.SinkHTTP:
 		sink := upstream.NewHTTPSink(p.upstream, rule.URL, rule.Wrap, rule.Split)
+		if p.tracer != nil {
+			sink.Prepare = p.injectTrace
+		}
 		size := func(it json.RawMessage) int { return len(it) }
 		b.http, err = coalesce.NewBatcher(cfg, size, sink.Flush)
 	case configs.SinkValkey:

@@ -228,6 +228,12 @@ func (p *Proxy) traceFlush(route, sink string) func(context.Context, coalesce.Fl
 	}
 }
 
+// injectTrace puts the trace context of the span in ctx on h: a batch
+// endpoint's call carries its flush span's traceparent.
+func (p *Proxy) injectTrace(ctx context.Context, h *fasthttp.RequestHeader) {
+	p.propagator.Inject(ctx, requestCarrier{h})
+}
+
 // requestCarrier reads and writes trace headers on a fasthttp request.
 type requestCarrier struct{ h *fasthttp.RequestHeader }
 

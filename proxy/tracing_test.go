@@ -273,3 +273,48 @@ func TestTraceTiersAndErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceFlushToEndpoint: an http sink's call to its batch endpoint
+// carries the flush span's traceparent.
+func TestTraceFlushToEndpoint(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		got = append(got, string(ctx.Request.Header.Peek("traceparent")))
+		mu.Unlock()
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"success":true,"results":[{"success":true,"id":"m1"}]}`)
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	cfg, err := configs.Parse("flush.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: store-memory
+    match: {method: POST, path: /api/raindrop/store-memory}
+    batch: {sink: http, url: /api/raindrop/batch-store-memory, wrap: memories, split: results}
+`, ln.Addr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, exp := recordSpans(t)
+	_, addr, _ := startProxy(t, cfg, opt)
+	resp := get(t, rawClient(addr), "POST", "/api/raindrop/store-memory", "Content-Type", "application/json", "body", `{"text":"a"}`)
+	if resp.StatusCode() != 200 {
+		t.Fatalf("store: %d %s", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
+	flushes := spansNamed(exp, spanFlush+" store-memory")
+	if len(flushes) != 1 || len(got) != 1 {
+		t.Fatalf("%d flush spans, %d endpoint calls; want 1 and 1", len(flushes), len(got))
+	}
+	sc := flushes[0].SpanContext
+	if want := fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID()); got[0] != want {
+		t.Errorf("the endpoint got traceparent %q, want the flush span's %q", got[0], want)
+	}
+}

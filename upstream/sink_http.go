@@ -43,6 +43,11 @@ func (e *StatusError) Error() string {
 // such as /api/raindrop/batch-store-memory. It holds no state of its own
 // and is safe for concurrent use.
 type HTTPSink struct {
+	// Prepare, when set, is called on each batch request's headers
+	// before it is sent, with the flush's context: the proxy puts the
+	// flush span's traceparent there.
+	Prepare func(ctx context.Context, h *fasthttp.RequestHeader)
+
 	client *Client
 	path   string
 	wrap   string // the request field the items go under
@@ -89,6 +94,9 @@ func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPRe
 	req.Header.SetHost(s.client.hc.Addr)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
+	if s.Prepare != nil {
+		s.Prepare(ctx, &req.Header)
+	}
 
 	var status int
 	var answer []byte
