@@ -67,19 +67,8 @@ func freeAddr(t *testing.T) string {
 // slow requests, sends SIGTERM mid-run, and checks that every request
 // Sheepdog accepted was answered in full and that it exits 0.
 func TestSIGTERMLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs a load")
-	}
-	bin := filepath.Join(t.TempDir(), "sheepdog")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	app := shepherd.New(shepherd.Config{})
-	originAddr, err := app.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	bin := buildSheepdog(t)
+	app, originAddr := startApp(t)
 	app.SetLatency("echo", 100*time.Millisecond)
 
 	listen, admin := freeAddr(t), freeAddr(t)
@@ -93,13 +82,7 @@ routes:
   - {name: all, match: {path_prefix: /}, pass: {}}
 `, listen, admin, originAddr)), 0o644)
 
-	cmd := exec.Command(bin, "-config", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitUp(t, listen)
+	cmd, logs := runSheepdog(t, bin, cfgPath, listen)
 
 	c := &fasthttp.HostClient{Addr: listen, MaxIdemponentCallAttempts: 1, ReadTimeout: 10 * time.Second}
 	var (
@@ -158,7 +141,7 @@ routes:
 	sigAt := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	wg.Wait()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	exitTook := time.Since(sigAt)
 
 	if err != nil {
@@ -177,6 +160,46 @@ routes:
 		ok.Load(), inFlightAtSig.Load(), refused.Load(), exitTook.Round(time.Millisecond))
 }
 
+// runSheepdog starts bin on the config at cfgPath and waits until it
+// listens; its log goes to the returned buffer.
+func runSheepdog(t *testing.T, bin, cfgPath, listen string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "-config", cfgPath)
+	logs := new(bytes.Buffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, listen)
+	return cmd, logs
+}
+
+// buildSheepdog builds the binary into the test's directory; -short
+// skips the test.
+func buildSheepdog(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary and runs a load")
+	}
+	bin := filepath.Join(t.TempDir(), "sheepdog")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startApp runs the simulated app until the test ends.
+func startApp(t *testing.T) (*shepherd.App, string) {
+	t.Helper()
+	app := shepherd.New(shepherd.Config{})
+	addr, err := app.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return app, addr
+}
+
 func waitUp(t *testing.T, addr string) {
 	t.Helper()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -192,21 +215,10 @@ func waitUp(t *testing.T, addr string) {
 // middle of 2,000 batched writes (orders into PostgreSQL, cache sets into
 // Valkey) and checks that every write answered 2xx is in its sink.
 func TestSIGTERMFlushesWrites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs a load")
-	}
-	bin := filepath.Join(t.TempDir(), "sheepdog")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildSheepdog(t)
 	redisAddr, prefix := servicetest.RedisAddr(t), servicetest.KeyPrefix(t)
 	pool, table := servicetest.OrdersTable(t, 0)
-	app := shepherd.New(shepherd.Config{})
-	originAddr, err := app.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	_, originAddr := startApp(t)
 
 	listen, admin := freeAddr(t), freeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
@@ -230,13 +242,7 @@ routes:
     batch: {sink: valkey, key: "%s{path.key}", value: "{body.value}", ttl: "{body.ttl=0}", addrs: ["%s"], max_wait: 20ms}
 `, listen, admin, originAddr, servicetest.PostgresDSN(t), table, prefix, redisAddr)), 0o644)
 
-	cmd := exec.Command(bin, "-config", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitUp(t, listen)
+	cmd, logs := runSheepdog(t, bin, cfgPath, listen)
 
 	const n = 2000
 	c := &fasthttp.HostClient{Addr: listen, MaxConns: 256, MaxIdemponentCallAttempts: 1, ReadTimeout: 10 * time.Second}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
 )
 
 // storeTimeout bounds each setup and cleanup call to PostgreSQL and Valkey.
@@ -24,14 +26,7 @@ func createOrdersTable(ctx context.Context, dsn, schema string) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, `CREATE SCHEMA `+schema+`;
-		CREATE TABLE `+schema+`.orders (
-			order_id TEXT PRIMARY KEY,
-			user_id TEXT,
-			items JSONB,
-			total_amount NUMERIC(10,2),
-			status TEXT DEFAULT 'pending',
-			created_at TIMESTAMPTZ DEFAULT now())`)
+	_, err = conn.Exec(ctx, `CREATE SCHEMA `+schema+`; `+shepherd.OrdersTableSQL(schema+".orders"))
 	if err != nil {
 		return fmt.Errorf("postgres: create schema %s: %w", schema, err)
 	}

@@ -44,8 +44,10 @@ func warmProxy(b testing.TB) *Proxy {
 // into the response (not onto a socket):
 //
 //	go test -run '^$' -bench L1Hit -benchmem ./proxy
-func BenchmarkL1Hit(b *testing.B) {
-	p := warmProxy(b)
+func BenchmarkL1Hit(b *testing.B) { benchHits(b, warmProxy(b)) }
+
+// benchHits calls p's handler with hitCtx's request, in parallel.
+func benchHits(b *testing.B, p *Proxy) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

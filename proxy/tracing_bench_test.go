@@ -68,16 +68,7 @@ func BenchmarkL1HitSampled(b *testing.B) {
 	tp, _ := sampledProvider(b)
 	_, originAddr := startOrigin(b)
 	p, _, _ := startProxy(b, cacheConfig(b, originAddr, ""), WithTracerProvider(tp))
-	ctx := hitCtx()
-	p.Handler(ctx)
+	p.Handler(hitCtx())
 	p.cache.WaitForTest()
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := hitCtx()
-		for pb.Next() {
-			ctx.Response.Reset()
-			p.Handler(ctx)
-		}
-	})
+	benchHits(b, p)
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -191,23 +192,9 @@ routes:
 // continues that trace, and the app receives the trace with Sheepdog's
 // upstream span as the parent; on a pass route and on a cache miss.
 func TestTraceContinuesToUpstream(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		mu.Lock()
-		got = append(got, string(ctx.Request.Header.Peek("traceparent")))
-		mu.Unlock()
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{}`)
-	}}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
+	app, seen := traceparents(t, `{}`)
 	opt, exp := recordSpans(t)
-	_, addr, _ := startProxy(t, cacheConfig(t, ln.Addr().String(), ""), opt)
+	_, addr, _ := startProxy(t, cacheConfig(t, app, ""), opt)
 	c := rawClient(addr)
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -224,9 +211,8 @@ func TestTraceContinuesToUpstream(t *testing.T) {
 				client = s
 			}
 		}
-		mu.Lock()
+		got := seen()
 		sent := got[len(got)-1]
-		mu.Unlock()
 		want := fmt.Sprintf("00-%s-%s-01", traceID, client.SpanContext.SpanID())
 		if server.SpanContext.TraceID().String() != traceID || server.Parent.SpanID().String() != "00f067aa0ba902b7" {
 			t.Errorf("%s: server span in trace %s under %s; want the client's", path, server.SpanContext.TraceID(), server.Parent.SpanID())
@@ -277,28 +263,14 @@ func TestTraceTiersAndErrors(t *testing.T) {
 // TestTraceFlushToEndpoint: an http sink's call to its batch endpoint
 // carries the flush span's traceparent.
 func TestTraceFlushToEndpoint(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		mu.Lock()
-		got = append(got, string(ctx.Request.Header.Peek("traceparent")))
-		mu.Unlock()
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"success":true,"results":[{"success":true,"id":"m1"}]}`)
-	}}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
+	app, seen := traceparents(t, `{"success":true,"results":[{"success":true,"id":"m1"}]}`)
 	cfg, err := configs.Parse("flush.yaml", []byte(fmt.Sprintf(`
 upstream: {url: "http://%s", timeout: 2s}
 routes:
   - name: store-memory
     match: {method: POST, path: /api/raindrop/store-memory}
     batch: {sink: http, url: /api/raindrop/batch-store-memory, wrap: memories, split: results}
-`, ln.Addr())))
+`, app)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,11 +282,38 @@ routes:
 	}
 	fasthttp.ReleaseResponse(resp)
 	flushes := spansNamed(exp, spanFlush+" store-memory")
+	got := seen()
 	if len(flushes) != 1 || len(got) != 1 {
 		t.Fatalf("%d flush spans, %d endpoint calls; want 1 and 1", len(flushes), len(got))
 	}
 	sc := flushes[0].SpanContext
 	if want := fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID()); got[0] != want {
 		t.Errorf("the endpoint got traceparent %q, want the flush span's %q", got[0], want)
+	}
+}
+
+// traceparents starts a stand-in for the app that answers every request
+// with the JSON body and keeps the traceparent each one carried.
+func traceparents(t *testing.T, body string) (addr string, seen func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		mu.Lock()
+		got = append(got, string(ctx.Request.Header.Peek("traceparent")))
+		mu.Unlock()
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(body)
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
 	"github.com/style-shepherd/sheepdog/configs"
 	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
@@ -215,8 +216,7 @@ func TestWriteOrdersThroughPostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE orders (order_id TEXT PRIMARY KEY, user_id TEXT,
-		items JSONB, total_amount NUMERIC(10,2), status TEXT DEFAULT 'pending', created_at TIMESTAMPTZ DEFAULT now())`); err != nil {
+	if _, err := pool.Exec(ctx, shepherd.OrdersTableSQL("orders")); err != nil {
 		t.Fatal(err)
 	}
 	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms", dsn: pg.DSN, table: "orders"})

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
 )
 
 // OrdersTable connects to the test PostgreSQL (a pool of at most maxConns,
@@ -31,14 +33,7 @@ func OrdersTable(t testing.TB, maxConns int32) (*pgxpool.Pool, string) {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	schema := "sheepdog_test_" + hex.EncodeToString(r[:])
-	_, err = pool.Exec(ctx, `CREATE SCHEMA `+schema+`;
-		CREATE TABLE `+schema+`.orders (
-			order_id TEXT PRIMARY KEY,
-			user_id TEXT,
-			items JSONB,
-			total_amount NUMERIC(10,2),
-			status TEXT DEFAULT 'pending',
-			created_at TIMESTAMPTZ DEFAULT now())`)
+	_, err = pool.Exec(ctx, `CREATE SCHEMA `+schema+`; `+shepherd.OrdersTableSQL(schema+".orders"))
 	if err != nil {
 		pool.Close()
 		t.Fatalf("create the test's schema: %v", err)

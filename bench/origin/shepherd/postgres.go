@@ -487,3 +487,17 @@ func (a *App) postgresBatch(rq *request) answer {
 	}
 	return ok(newObject("results", results))
 }
+
+// OrdersTableSQL creates table with the columns of the app's orders that
+// a write sink fills, as init.sql types them, without the foreign key to
+// user_profiles: for tests and benches that write orders into a
+// PostgreSQL of their own.
+func OrdersTableSQL(table string) string {
+	return `CREATE TABLE ` + table + ` (
+		order_id TEXT PRIMARY KEY,
+		user_id TEXT,
+		items JSONB,
+		total_amount NUMERIC(10,2),
+		status TEXT DEFAULT 'pending',
+		created_at TIMESTAMPTZ DEFAULT now())`
+}
