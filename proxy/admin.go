@@ -57,7 +57,7 @@ type Health struct {
 
 func (p *Proxy) serveHealth(ctx *fasthttp.RequestCtx) {
 	up := p.health.check()
-	board := p.healthBoard()
+	board := p.board
 	h := Health{Status: up.State, Dependencies: map[string]Dependency{"upstream": up}}
 	if l2, ok := p.cache.L2Health(); ok {
 		// Without Valkey, Sheepdog still answers from L1 and the app:
@@ -198,13 +198,6 @@ type throttledProbe struct {
 	at   time.Time
 	last Dependency
 	mem  errMemory // the last failure, kept after recovery
-
-	// board is the rest of what /health keeps between asks: L2's last
-	// failure and the http sinks' probes. It hangs off the upstream
-	// probe (p.health), built on the first /health, so that it needs no
-	// field of Proxy's own.
-	boardOnce sync.Once
-	board     *healthBoard
 }
 
 func (t *throttledProbe) check() Dependency {
@@ -253,27 +246,25 @@ type namedProbe struct {
 	probe *throttledProbe
 }
 
-// healthBoard returns the board, building it on first use.
-func (p *Proxy) healthBoard() *healthBoard {
-	p.health.boardOnce.Do(func() {
-		b := &healthBoard{}
-		var hc *fasthttp.HostClient
-		for _, rt := range p.router.routes {
-			rule := rt.cfg.Batch
-			if rule == nil || rule.Sink != configs.SinkHTTP || p.batches[rt] == nil {
-				continue
-			}
-			if hc == nil {
-				hc = sinkProbeClient(p.cfg.Upstream.URL)
-			}
-			b.sinks = append(b.sinks, namedProbe{
-				name:  "sink:" + rt.name,
-				probe: &throttledProbe{every: time.Second, probe: probeSink(hc, rule.URL)},
-			})
+// newHealthBoard builds the board for the proxy's http sinks; New calls
+// it once the batch routes are built.
+func (p *Proxy) newHealthBoard() *healthBoard {
+	b := &healthBoard{}
+	var hc *fasthttp.HostClient
+	for _, rt := range p.router.routes {
+		rule := rt.cfg.Batch
+		if rule == nil || rule.Sink != configs.SinkHTTP || p.batches[rt] == nil {
+			continue
 		}
-		p.health.board = b
-	})
-	return p.health.board
+		if hc == nil {
+			hc = sinkProbeClient(p.cfg.Upstream.URL)
+		}
+		b.sinks = append(b.sinks, namedProbe{
+			name:  "sink:" + rt.name,
+			probe: &throttledProbe{every: time.Second, probe: probeSink(hc, rule.URL)},
+		})
+	}
+	return b
 }
 
 // sinkProbeClient is a small client of the sinks' host (the app's: an

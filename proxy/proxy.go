@@ -50,6 +50,7 @@ type Proxy struct {
 	valkeyClients []redis.UniversalClient
 	pgPool        *pgxpool.Pool
 	pgHealth      *throttledProbe // set when a postgres sink is
+	board         *healthBoard    // /health's memory beyond the upstream probe
 
 	// Traces: tracer is nil when they are off. ownTracer is the
 	// provider New built from telemetry.traces, shut down by Shutdown.
@@ -118,6 +119,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 	if p.pgPool != nil {
 		p.pgHealth = &throttledProbe{every: time.Second, probe: probePostgres(p.pgPool)}
 	}
+	p.board = p.newHealthBoard()
 	errLog := fasthttpLogger{log}
 	p.server = &fasthttp.Server{
 		Handler:      p.Handler,
