@@ -35,6 +35,7 @@ func (p *Proxy) adminHandler(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
 	}
+	p.noteError(ctx)
 }
 
 // Dependency is one dependency's state as /health reports it.
@@ -157,7 +158,7 @@ func (p *Proxy) serveStats(ctx *fasthttp.RequestCtx) {
 		s.Routes = append(s.Routes, e)
 	}
 	s.Saved.UpstreamRequests = s.Saved.Coalesced + s.Saved.Hits
-	s.RecentErrors = recentErrors.snapshot()
+	s.RecentErrors = p.errors.snapshot()
 	for i := range s.RecentErrors {
 		e := &s.RecentErrors[i]
 		var params Params

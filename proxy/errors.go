@@ -96,7 +96,7 @@ var contentTypeJSON = []byte("application/json; charset=utf-8")
 // writeError answers with Sheepdog's JSON error shape. msg and code are
 // ours, never the client's, so they need no escaping beyond quoting.
 func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
-	recentErrors.record(ctx, status, code, msg) // for /stats and the status page
+	ctx.SetUserValue(errorNoteKey{}, errorNote{status, code, msg}) // for /stats and the status page
 	ctx.Response.Reset()
 	ctx.Response.Header.SetNoDefaultContentType(true)
 	ctx.SetStatusCode(status)

@@ -51,6 +51,7 @@ type Proxy struct {
 	pgPool        *pgxpool.Pool
 	pgHealth      *throttledProbe // set when a postgres sink is
 	board         *healthBoard    // /health's memory beyond the upstream probe
+	errors        errorRing       // the last errors answered, for /stats
 
 	// Traces: tracer is nil when they are off. ownTracer is the
 	// provider New built from telemetry.traces, shut down by Shutdown.
@@ -160,9 +161,10 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	if p.tracer != nil {
 		p.traced(ctx)
-		return
+	} else {
+		p.handle(ctx)
 	}
-	p.handle(ctx)
+	p.noteError(ctx)
 }
 
 // handle serves a request and returns its route, nil if none matched.
@@ -193,6 +195,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) *route {
 func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
 	status, code, msg := serverErrorStatus(err)
 	writeError(ctx, status, code, msg)
+	p.noteError(ctx)
 	p.unrouted.record(status)
 }
 

@@ -37,12 +37,23 @@ type errorRing struct {
 	n    int // entries held, at most recentCap
 }
 
-// recentErrors is process-wide: writeError is called from places that
-// have a RequestCtx and no Proxy (fasthttp's ErrorHandler, the handlers'
-// helpers), and one process runs one Sheepdog. Tests that run several
-// proxies in one process see each other's errors here, so they look for
-// their own entry rather than count.
-var recentErrors errorRing
+// errorNote is the error writeError answered, left in the request's user
+// values for its Proxy to record: writeError is called from places that
+// have the RequestCtx and not the Proxy. Only requests that fail carry
+// one, so the hot path pays a lookup of an absent key.
+type errorNote struct {
+	status    int
+	code, msg string
+}
+
+type errorNoteKey struct{}
+
+// noteError records in p's ring the error ctx was answered with, if any.
+func (p *Proxy) noteError(ctx *fasthttp.RequestCtx) {
+	if n, ok := ctx.UserValue(errorNoteKey{}).(errorNote); ok {
+		p.errors.record(ctx, n.status, n.code, n.msg)
+	}
+}
 
 // record copies what it keeps out of ctx: its bytes are fasthttp's and
 // are reused after the handler returns.
