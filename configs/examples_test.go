@@ -82,7 +82,7 @@ var apiRoutes = []struct {
 	{"GET", "/api/vultr/postgres/stats", ActionPass, false},
 	{"POST", "/api/vultr/postgres/batch", ActionPass, true},
 	{"GET", "/api/vultr/valkey/health", ActionCache, false},
-	{"POST", "/api/vultr/valkey/session/{sessionId}", ActionPass, true},
+	{"POST", "/api/vultr/valkey/session/{sessionId}", ActionBatch, true},
 	{"GET", "/api/vultr/valkey/session/{sessionId}", ActionCache, false},
 	{"POST", "/api/vultr/valkey/session/{sessionId}/touch", ActionPass, false},
 	{"DELETE", "/api/vultr/valkey/session/{sessionId}", ActionPass, true},

@@ -245,6 +245,16 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:5: routes[0](w).batch.ttl: op batch takes no ttl"},
 		},
 		{
+			name: "valkey negative ttl_default",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, key: \"{path.k}\", value: \"{body}\", ttl_default: -1}\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.ttl_default: must be 0 or more seconds, got -1"},
+		},
+		{
+			name: "valkey del with ttl_default",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, op: del, key: \"{path.k}\", ttl_default: 60}\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.ttl_default: op del takes no ttl"},
+		},
+		{
 			name: "valkey unknown op",
 			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: valkey, op: mset, key: k}\n",
 			want: []string{`bad.yaml:5: routes[0](w).batch.op: unknown op "mset" (want set, del, expire or batch)`},

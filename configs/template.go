@@ -45,7 +45,12 @@ func (p Part) IsLiteral() bool { return p.Source == "" }
 
 // JSONPath splits a SourceBody name into its steps: "items.0.id" gives
 // ["items", "0", "id"].
-func (p Part) JSONPath() []string { return strings.Split(p.Name, ".") }
+func (p Part) JSONPath() []string {
+	if p.Name == "" {
+		return nil // {body}: the whole body
+	}
+	return strings.Split(p.Name, ".")
+}
 
 // Template is a value with placeholders, such as "user:{path.userId}",
 // parsed once at load time so evaluating it per request only reads parts.
@@ -100,9 +105,12 @@ func parsePlaceholder(in string) (Part, error) {
 		}
 		return Part{Source: SourceID, IDPrefix: prefix}, nil
 	}
+	if in == string(SourceBody) {
+		return Part{Source: SourceBody}, nil // the whole body
+	}
 	src, ref, ok := strings.Cut(in, ".")
 	if !ok {
-		return Part{}, fmt.Errorf("{%s}: want {path.X}, {query.X}, {header.X}, {body.X} or {id:PREFIX}", in)
+		return Part{}, fmt.Errorf("{%s}: want {path.X}, {query.X}, {header.X}, {body.X}, {body} or {id:PREFIX}", in)
 	}
 	name, def, hasDef := strings.Cut(ref, "=")
 	if err := checkName(Source(src), name); err != nil {
@@ -161,6 +169,8 @@ func (t Template) String() string {
 			b.WriteString(strings.NewReplacer("{", "{{", "}", "}}").Replace(p.Literal))
 		case p.Source == SourceID:
 			b.WriteString("{id:" + p.IDPrefix + "}")
+		case p.Source == SourceBody && p.Name == "":
+			b.WriteString("{body}")
 		default:
 			b.WriteString("{" + string(p.Source) + "." + p.Name)
 			if p.HasDefault {

@@ -237,6 +237,10 @@ type BatchRule struct {
 	Value string `yaml:"value"`
 	// TTL is a template giving seconds; 0 means no expiry (sink valkey).
 	TTL string `yaml:"ttl"`
+	// TTLDefault, in seconds, replaces a ttl that JavaScript finds falsy
+	// (missing, 0, null, false, ""): the app's `ttl || 86400` for
+	// sessions. Default 0: a falsy ttl means no expiry (sink valkey).
+	TTLDefault int `yaml:"ttl_default"`
 	// Addrs overrides the L2 addresses for this sink (sink valkey).
 	Addrs []string `yaml:"addrs"`
 

@@ -355,6 +355,12 @@ func (v validator) valkeySink(bk string, b *BatchRule, sc scope) {
 	// op batch takes its keys, values and ttls from the body's operations.
 	need := map[string]bool{"key": b.Op != OpBatch, "value": b.Op == OpSet, "ttl": b.Op == OpExpire}
 	allowed := map[string]bool{"key": b.Op != OpBatch, "value": b.Op == OpSet, "ttl": b.Op == OpSet || b.Op == OpExpire}
+	switch {
+	case b.TTLDefault < 0:
+		v.problem(bk+".ttl_default", "must be 0 or more seconds, got %d", b.TTLDefault)
+	case b.TTLDefault > 0 && !allowed["ttl"]:
+		v.problem(bk+".ttl_default", "op %s takes no ttl", b.Op)
+	}
 	for _, f := range []struct{ key, tmpl string }{{"key", b.Key}, {"value", b.Value}, {"ttl", b.TTL}} {
 		fk := bk + "." + f.key
 		switch {

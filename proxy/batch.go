@@ -33,6 +33,7 @@ type batchRoute struct {
 	// valkey: the templates of one item.
 	op              string
 	key, value, ttl configs.Template
+	ttlDefault      int64 // seconds that replace a falsy ttl
 
 	// postgres: one template per column, in the sink's column order, and
 	// the answer fields that the returned columns fill.
@@ -165,6 +166,7 @@ func (p *Proxy) buildValkey(b *batchRoute, rule *configs.BatchRule, cfg coalesce
 	if b.value, err = parseBatchTemplate("value", rule.Value); err != nil {
 		return err
 	}
+	b.ttlDefault = int64(rule.TTLDefault)
 	if b.ttl, err = parseBatchTemplate("ttl", rule.TTL); err != nil {
 		return err
 	}

@@ -67,6 +67,10 @@ routes:
     match: {method: POST, path: "/api/vultr/valkey/cache/{key}"}
     batch: {sink: valkey, op: set, key: "%s{path.key}", value: "{body.value}", ttl: "{body.ttl=0}",
             addrs: ["%s"], max_wait: 5ms}
+  - name: session-write
+    match: {method: POST, path: "/api/vultr/valkey/session/{sessionId}"}
+    batch: {sink: valkey, op: set, key: "%ssession:{path.sessionId}", value: "{body}", ttl: "{body.ttl=0}",
+            ttl_default: 86400, addrs: ["%s"]}
   - name: store-memory
     match: {method: POST, path: /api/raindrop/store-memory}
     batch: {sink: http, url: /api/raindrop/batch-store-memory, wrap: memories, split: results, %s}
@@ -86,7 +90,7 @@ routes:
   - name: everything-else
     match: {path_prefix: /}
     pass: {}
-`, originAddr, dsn, r.prefix, addr, opt.storeMemory, table)
+`, originAddr, dsn, r.prefix, addr, r.prefix, addr, opt.storeMemory, table)
 	cfg, err := configs.Parse("batch-test.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -668,4 +672,36 @@ func FuzzBatchBody(f *testing.F) {
 			t.Fatalf("body %q: answer %q, %v", body, answer, err)
 		}
 	})
+}
+
+// TestBatchSessionSet: a session save stores the whole body, as the app
+// does, under session:{id}, for its ttl or, when that is falsy, 86400 s.
+func TestBatchSessionSet(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		id, body, stored string
+		ttl              time.Duration
+	}{
+		{"s1", `{"userId":"u1","sessionId":"s1","preferences":{"fit":"slim"},"2":1,"1":0}`,
+			`{"1":0,"2":1,"userId":"u1","sessionId":"s1","preferences":{"fit":"slim"}}`, 86400 * time.Second},
+		{"s2", `{"userId":"u2","ttl":60}`, `{"userId":"u2","ttl":60}`, 60 * time.Second},
+		{"s3", `{"userId":"u3","ttl":0}`, `{"userId":"u3","ttl":0}`, 86400 * time.Second},
+		{"s4", `{"userId":"u4","ttl":null}`, `{"userId":"u4","ttl":null}`, 86400 * time.Second},
+	} {
+		status, answer, _ := r.post(t, "/api/vultr/valkey/session/"+tc.id, tc.body)
+		if status != 200 || string(answer) != "{\"success\":true}\n" {
+			t.Errorf("%s: %d %s", tc.id, status, answer)
+			continue
+		}
+		key := r.prefix + "session:" + tc.id
+		got, err := r.redis.Get(ctx, key).Result()
+		ttl := r.redis.TTL(ctx, key).Val()
+		if err != nil || got != tc.stored || ttl > tc.ttl || ttl < tc.ttl-5*time.Second {
+			t.Errorf("%s: stored %q with TTL %v (%v); want %q for %v", tc.id, got, ttl, err, tc.stored, tc.ttl)
+		}
+	}
+	if n := count(r.app, "session.set"); n != 0 {
+		t.Errorf("the app saw %d session saves; want 0", n)
+	}
 }

@@ -141,14 +141,16 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 		if err != nil {
 			return batchFail(ctx, err)
 		}
-		switch ttl {
-		case "", "null", "false":
-			// Falsy in JS: the app sets no expiry for these, as for 0.
-			ttl = "0"
+		if falsyTTL(ttl) {
+			// The app sets no expiry for these, or, given ttl_default,
+			// that many seconds (its `ttl || 86400`).
+			ttl = strconv.FormatInt(b.ttlDefault, 10)
 		}
 		if item.TTL, err = strconv.ParseInt(ttl, 10, 64); err != nil || item.TTL < 0 {
 			return batchFail(ctx, &errBadField{field: "ttl", problem: "want a whole number of seconds, 0 or more"})
 		}
+	} else if b.ttlDefault > 0 {
+		item.TTL = b.ttlDefault
 	}
 	res, err := b.valkey.Submit(wctx, item)
 	if err == nil {
@@ -390,4 +392,15 @@ func marshalJS(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// falsyTTL reports whether JavaScript finds a ttl's value false: missing,
+// null, false, "" or a number equal to 0.
+func falsyTTL(ttl string) bool {
+	switch ttl {
+	case "", "null", "false":
+		return true
+	}
+	f, err := strconv.ParseFloat(ttl, 64)
+	return err == nil && f == 0
 }

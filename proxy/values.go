@@ -63,7 +63,11 @@ const sourceCookie configs.Source = "cookie"
 // their text, other values their compact JSON, so {"topK":20} and the
 // default "topK=20" name the same value.
 func (rv *requestValues) bodyValue(path string) ([]byte, bool) {
-	raw, ok := rv.rawBodyValue(strings.Split(path, "."))
+	var steps []string // {body}: the whole of it
+	if path != "" {
+		steps = strings.Split(path, ".")
+	}
+	raw, ok := rv.rawBodyValue(steps)
 	if !ok {
 		return nil, false
 	}
@@ -94,8 +98,12 @@ func (rv *requestValues) rawBodyValue(path []string) (json.RawMessage, bool) {
 		rv.bodyRead = true
 		rv.top, rv.bodyErr = decodeTop(rv.ctx.Request.Body())
 	}
-	if rv.bodyErr != nil || len(path) == 0 {
+	if rv.bodyErr != nil {
 		return nil, false
+	}
+	if len(path) == 0 { // {body}: the whole of it
+		body := bytes.TrimSpace(rv.ctx.Request.Body())
+		return json.RawMessage(body), len(body) > 0
 	}
 	if rv.top == nil { // empty, or JSON that is not an object
 		return rawJSONAt(rv.ctx.Request.Body(), path)
