@@ -49,11 +49,11 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		return
 	}
 	body := ctx.Request.Body()
-	var raw json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		// json names the problem and its offset; the body itself is
-		// never echoed.
-		fail(ctx, fmt.Errorf("%w: %v", errBadBody, err))
+	if !json.Valid(body) {
+		// Decoded only to say why: json names the problem and its
+		// offset; the body itself is never echoed.
+		var raw json.RawMessage
+		fail(ctx, fmt.Errorf("%w: %v", errBadBody, json.Unmarshal(body, &raw)))
 		return
 	}
 	var fields []field // postgres: the body's members, for the answer
@@ -63,6 +63,7 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 			fail(ctx, err)
 			return
 		}
+		rv.setTop(fields) // the templates read these, not a second decode
 	}
 	tags, err := rv.evalTags(nil, rt.invalidates)
 	if err != nil {

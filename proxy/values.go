@@ -115,6 +115,16 @@ func (rv *requestValues) rawBodyValue(path []string) (json.RawMessage, bool) {
 	return rawJSONAt(v, path[1:])
 }
 
+// setTop gives rv the body's top-level members, already read in order
+// (objectFields), so that templates need not decode the body again.
+func (rv *requestValues) setTop(fields []field) {
+	top := make(map[string]json.RawMessage, len(fields))
+	for _, f := range fields {
+		top[f.key] = f.value
+	}
+	rv.top, rv.bodyErr, rv.bodyRead = top, nil, true
+}
+
 // decodeTop decodes a body's top-level members; nil, without an error,
 // when the body is empty or JSON other than an object. A function of its
 // own so that the map, not the requestValues (which stays on the stack of
