@@ -19,11 +19,11 @@ import (
 
 // Traces. With telemetry.traces none, p.tracer is nil and no request
 // pays more than that nil check: the L1-hit path stays at 0 allocations.
-// With a tracer, each request has a server span, and under it spans for
-// the L1 and L2 lookups, the coalesced wait (leader or waiter), and the
-// upstream call, a client span whose traceparent goes to the app. Each
-// batch flush is a span of its own, linked to the span of every request
-// in the batch.
+// With a tracer, each request has a server span and, when the sampler
+// keeps it, spans under it for the L1 and L2 lookups, the coalesced wait
+// (leader or waiter), and the upstream call, a client span whose
+// traceparent goes to the app. Each batch flush is a span of its own,
+// linked to the span of every request in the batch.
 
 const instrumentation = "github.com/style-shepherd/sheepdog/proxy"
 
