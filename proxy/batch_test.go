@@ -44,10 +44,8 @@ type batchOptions struct {
 func newBatchRig(t *testing.T, opt batchOptions) *batchRig {
 	t.Helper()
 	r := &batchRig{}
-	addr := servicetest.RedisAddr(t)
-	r.prefix = servicetest.KeyPrefix(t)
-	r.redis = redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-	t.Cleanup(func() { r.redis.Close() })
+	var addr string
+	r.redis, addr, r.prefix = testRedis(t)
 	r.pool, r.table = testOrdersTable(t)
 	table := r.table
 	if opt.table != "" {
@@ -101,6 +99,17 @@ routes:
 	r.c.MaxConns = 200
 	r.admin = rawClient(adminAddr)
 	return r
+}
+
+// testRedis is a client of the shared test Redis, closed when the test
+// ends, its address, and a key prefix of the test's own.
+func testRedis(t *testing.T) (*redis.Client, string, string) {
+	t.Helper()
+	addr := servicetest.RedisAddr(t)
+	prefix := servicetest.KeyPrefix(t)
+	c := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	return c, addr, prefix
 }
 
 // testOrdersTable is a table shaped like the app's orders, in the test's
@@ -420,10 +429,7 @@ func (r *batchRig) health(t *testing.T) Health {
 // leaves no goroutine; here fasthttp's servers leave idle workers that
 // sleep for seconds, so a goroutine count cannot tell.)
 func TestBatchShutdownFlushes(t *testing.T) {
-	addr := servicetest.RedisAddr(t)
-	prefix := servicetest.KeyPrefix(t)
-	rc := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-	defer rc.Close()
+	rc, addr, prefix := testRedis(t)
 	_, originAddr := startOrigin(t)
 	cfg, err := configs.Parse("shutdown.yaml", []byte(fmt.Sprintf(`
 upstream: {url: "http://%s", timeout: 2s}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
 	"github.com/style-shepherd/sheepdog/configs"
-	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
 const valkeyBatchPath = "/api/vultr/valkey/batch"
@@ -36,10 +35,8 @@ type valkeyBatchRig struct {
 func newValkeyBatchRig(t *testing.T, addrs string) *valkeyBatchRig {
 	t.Helper()
 	r := &valkeyBatchRig{}
-	addr := servicetest.RedisAddr(t)
-	r.prefix = servicetest.KeyPrefix(t)
-	r.redis = redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-	t.Cleanup(func() { r.redis.Close() })
+	var addr string
+	r.redis, addr, r.prefix = testRedis(t)
 	var originAddr string
 	r.app, originAddr = startOrigin(t)
 	r.origin = rawClient(originAddr)
