@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/json"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,9 +51,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestHealthDown(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := closedAddr(t)
 	_, _, admin := startProxy(t, testConfig(t, closed, ""))
 	var h Health
 	if status := getJSON(t, admin, "/health", &h); status != 503 || h.Status != "down" {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -118,12 +117,7 @@ func TestHealthSinks(t *testing.T) {
 		t.Errorf("sink:misconfigured = %+v; want degraded with its error and when", d)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := closedAddr(t)
 	_, _, admin = startProxy(t, sinkConfig(t, closed))
 	h = Health{}
 	if status := getJSON(t, admin, "/health", &h); status != 503 || h.Status != stateDown {

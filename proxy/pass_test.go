@@ -314,9 +314,7 @@ func errorBody(t *testing.T, resp *fasthttp.Response, status int, code string) {
 
 func TestUpstreamFailures(t *testing.T) {
 	t.Run("refused is 502", func(t *testing.T) {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		closed := ln.Addr().String()
-		ln.Close()
+		closed := closedAddr(t)
 		_, proxyAddr, _ := startProxy(t, testConfig(t, closed, ""))
 		resp := exchange{method: "GET", uri: "/api/vultr/stats"}.do(t, rawClient(proxyAddr))
 		errorBody(t, resp, 502, codeUpstreamUnreachable)

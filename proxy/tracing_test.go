@@ -228,12 +228,7 @@ func TestTraceContinuesToUpstream(t *testing.T) {
 // error on the upstream span and a 502 on the server span.
 func TestTraceTiersAndErrors(t *testing.T) {
 	redisAddr := servicetest.RedisAddr(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := closedAddr(t)
 	opt, exp := recordSpans(t)
 	_, addr, _ := startProxy(t, cacheConfig(t, closed, l2Block(redisAddr, servicetest.KeyPrefix(t))), opt)
 	c := rawClient(addr)

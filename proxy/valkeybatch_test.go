@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -371,12 +370,7 @@ func TestValkeyBatchInvalidates(t *testing.T) {
 // TestValkeyBatchStoreDown: with the sink's Valkey unreachable the route
 // answers 503 as the other valkey sink routes do, and drops nothing.
 func TestValkeyBatchStoreDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := closedAddr(t)
 	r := newValkeyBatchRig(t, fmt.Sprintf(`addrs: ["%s"]`, dead))
 	resp := get(t, r.c, "POST", valkeyBatchPath, "body", `{"operations":[{"type":"set","key":"k","value":1}]}`)
 	defer fasthttp.ReleaseResponse(resp)
