@@ -53,16 +53,6 @@ func TestBadConfigExitsOne(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestSIGTERMLosesNothing runs the built binary under a bounded load of
 // slow requests, sends SIGTERM mid-run, and checks that every request
 // Sheepdog accepted was answered in full and that it exits 0.
@@ -71,7 +61,7 @@ func TestSIGTERMLosesNothing(t *testing.T) {
 	app, originAddr := startApp(t)
 	app.SetLatency("echo", 100*time.Millisecond)
 
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 listen: %s
@@ -220,7 +210,7 @@ func TestSIGTERMFlushesWrites(t *testing.T) {
 	pool, table := servicetest.OrdersTable(t, 0)
 	_, originAddr := startApp(t)
 
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 listen: %s

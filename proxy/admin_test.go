@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
 func getJSON(t *testing.T, addr, path string, v any) int {
@@ -51,7 +53,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestHealthDown(t *testing.T) {
-	closed := closedAddr(t)
+	closed := servicetest.FreeAddr(t)
 	_, _, admin := startProxy(t, testConfig(t, closed, ""))
 	var h Health
 	if status := getJSON(t, admin, "/health", &h); status != 503 || h.Status != "down" {

@@ -394,7 +394,7 @@ func TestBatchQueueFull(t *testing.T) {
 // TestBatchPostgresDown: a database that cannot be reached does not stop
 // Sheepdog starting; its route answers 503 per item.
 func TestBatchPostgresDown(t *testing.T) {
-	closed := closedAddr(t)
+	closed := servicetest.FreeAddr(t)
 	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms",
 		dsn: "postgres://postgres@" + closed + "/test?sslmode=disable&connect_timeout=1"})
 	resp := get(t, r.c, "POST", "/api/vultr/postgres/orders", "body", `{"user_id":"u","items":[],"total_amount":1}`)

@@ -117,7 +117,7 @@ func TestHealthSinks(t *testing.T) {
 		t.Errorf("sink:misconfigured = %+v; want degraded with its error and when", d)
 	}
 
-	closed := closedAddr(t)
+	closed := servicetest.FreeAddr(t)
 	_, _, admin = startProxy(t, sinkConfig(t, closed))
 	h = Health{}
 	if status := getJSON(t, admin, "/health", &h); status != 503 || h.Status != stateDown {

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
 // exchange is one request sent the same way to the app and through Sheepdog.
@@ -314,7 +315,7 @@ func errorBody(t *testing.T, resp *fasthttp.Response, status int, code string) {
 
 func TestUpstreamFailures(t *testing.T) {
 	t.Run("refused is 502", func(t *testing.T) {
-		closed := closedAddr(t)
+		closed := servicetest.FreeAddr(t)
 		_, proxyAddr, _ := startProxy(t, testConfig(t, closed, ""))
 		resp := exchange{method: "GET", uri: "/api/vultr/stats"}.do(t, rawClient(proxyAddr))
 		errorBody(t, resp, 502, codeUpstreamUnreachable)

@@ -89,19 +89,6 @@ func startProxy(t testing.TB, cfg *configs.Config, opts ...Option) (p *Proxy, ad
 	return p, ln.Addr().String(), adminLn.Addr().String()
 }
 
-// closedAddr is a loopback address where nothing listens: connections
-// to it are refused.
-func closedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // rawClient sends requests exactly as built: no path normalising, no
 // retries, no User-Agent of its own.
 func rawClient(addr string) *fasthttp.HostClient {

@@ -228,7 +228,7 @@ func TestTraceContinuesToUpstream(t *testing.T) {
 // error on the upstream span and a 502 on the server span.
 func TestTraceTiersAndErrors(t *testing.T) {
 	redisAddr := servicetest.RedisAddr(t)
-	closed := closedAddr(t)
+	closed := servicetest.FreeAddr(t)
 	opt, exp := recordSpans(t)
 	_, addr, _ := startProxy(t, cacheConfig(t, closed, l2Block(redisAddr, servicetest.KeyPrefix(t))), opt)
 	c := rawClient(addr)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
 	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
 const valkeyBatchPath = "/api/vultr/valkey/batch"
@@ -370,7 +371,7 @@ func TestValkeyBatchInvalidates(t *testing.T) {
 // TestValkeyBatchStoreDown: with the sink's Valkey unreachable the route
 // answers 503 as the other valkey sink routes do, and drops nothing.
 func TestValkeyBatchStoreDown(t *testing.T) {
-	dead := closedAddr(t)
+	dead := servicetest.FreeAddr(t)
 	r := newValkeyBatchRig(t, fmt.Sprintf(`addrs: ["%s"]`, dead))
 	resp := get(t, r.c, "POST", valkeyBatchPath, "body", `{"operations":[{"type":"set","key":"k","value":1}]}`)
 	defer fasthttp.ReleaseResponse(resp)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -251,23 +250,12 @@ func lazyPool(t *testing.T, dsn string) *pgxpool.Pool {
 	return pool
 }
 
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestPostgresSinkDown: a database that cannot be reached fails the batch
 // with ErrUnavailable (the proxy's 503); the caller's own cancellation is
 // not that.
 func TestPostgresSinkDown(t *testing.T) {
 	servicetest.CheckGoroutines(t)
-	pool := lazyPool(t, "postgres://postgres@"+closedPort(t)+"/test?sslmode=disable&connect_timeout=2")
+	pool := lazyPool(t, "postgres://postgres@"+servicetest.FreeAddr(t)+"/test?sslmode=disable&connect_timeout=2")
 	sink, err := NewPostgresSink(pool, "orders", orderColumns, []string{"order_id"})
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +274,7 @@ func TestPostgresSinkDown(t *testing.T) {
 // TestPostgresSinkRefusesBadItems: items the sink cannot send fail the
 // batch before any connection is asked for.
 func TestPostgresSinkRefusesBadItems(t *testing.T) {
-	pool := lazyPool(t, "postgres://postgres@"+closedPort(t)+"/test?sslmode=disable")
+	pool := lazyPool(t, "postgres://postgres@"+servicetest.FreeAddr(t)+"/test?sslmode=disable")
 	sink, err := NewPostgresSink(pool, "orders", orderColumns, []string{"order_id"})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package compare
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,17 +11,8 @@ import (
 	"time"
 
 	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func TestConfigsNameTheirSetup(t *testing.T) {
 	setup := Setup{Dir: t.TempDir(), Listen: "127.0.0.1:18555", Origin: "127.0.0.1:18556"}
@@ -122,7 +112,7 @@ func TestCachesInFrontOfTheOrigin(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer app.Close()
-			listen := freeAddr(t)
+			listen := servicetest.FreeAddr(t)
 			p, err := c.Start(context.Background(), bin, Setup{Dir: t.TempDir(), Listen: listen, Origin: origin})
 			if err != nil {
 				t.Fatal(err)

@@ -71,6 +71,17 @@ func startRedisServer(t testing.TB, args ...string) *RedisServer {
 	return s
 }
 
+// FreeAddr is a loopback address where nothing listens now: a server
+// may take it, and until one does, connections to it are refused.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
 // freePort asks the kernel for a free loopback port. Another process may
 // take it before redis-server binds it; that is rare enough for tests.
 func freePort() (int, error) {
