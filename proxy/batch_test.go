@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -436,15 +435,8 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	adminLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln, adminLn) }()
-	c := rawClient(ln.Addr().String())
+	p, addr, served := serveUntilShutdown(t, cfg)
+	c := rawClient(addr)
 	defer c.CloseIdleConnections()
 
 	const n = 20

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/configs"
 )
 
 // TestShutdownFinishesInFlight starts slow requests, shuts down while they
@@ -15,16 +17,8 @@ import (
 func TestShutdownFinishesInFlight(t *testing.T) {
 	app, originAddr := startOrigin(t)
 	app.SetLatency("echo", 300*time.Millisecond)
-	p, err := New(testConfig(t, originAddr, ""), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	adminLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln, adminLn) }()
-
-	c := rawClient(ln.Addr().String())
+	p, addr, served := serveUntilShutdown(t, testConfig(t, originAddr, ""))
+	c := rawClient(addr)
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan string, n)
@@ -64,7 +58,28 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("serve: %v", err)
 	}
-	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Errorf("still accepting after shutdown")
 	}
+}
+
+// serveUntilShutdown serves cfg on free loopback ports for a test that
+// shuts the proxy down itself; served gets Serve's result.
+func serveUntilShutdown(t *testing.T, cfg *configs.Config) (p *Proxy, addr string, served <-chan error) {
+	t.Helper()
+	p, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln, adminLn) }()
+	return p, ln.Addr().String(), done
 }
