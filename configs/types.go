@@ -31,7 +31,7 @@ type Config struct {
 	Source string `yaml:"-"`
 }
 
-// Admin is the admin listener: health, stats, and (with Token) purge and reload.
+// Admin is the admin listener: the status page, health, stats, metrics, and (with Token) purge.
 type Admin struct {
 	// Listen is the admin address. Default 127.0.0.1:9901.
 	Listen string `yaml:"listen"`
