@@ -68,6 +68,14 @@ type Proxy struct {
 	admin  *fasthttp.Server
 }
 
+// Option changes how New builds a Proxy.
+type Option func(*Proxy)
+
+// WithVersion names the version that runs, for sheepdog_build_info.
+func WithVersion(v string) Option {
+	return func(p *Proxy) { p.version = v }
+}
+
 // New builds a Proxy from a loaded config. It opens no listener.
 func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) {
 	if log == nil {

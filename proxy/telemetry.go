@@ -17,14 +17,6 @@ import (
 	"github.com/style-shepherd/sheepdog/configs"
 )
 
-// Option changes how New builds a Proxy.
-type Option func(*Proxy)
-
-// WithVersion names the version that runs, for sheepdog_build_info.
-func WithVersion(v string) Option {
-	return func(p *Proxy) { p.version = v }
-}
-
 // WithTracerProvider traces through tp instead of the exporter that
 // telemetry.traces names; tests pass one with an in-memory exporter. The
 // caller owns tp and shuts it down.
