@@ -49,7 +49,11 @@ type L2 struct {
 
 	queue   chan l2Write // entries for the writer; never closed
 	lookups chan *pendingLookup
-	stop    chan struct{} // closed by Close
+	// asking holds the lookups queued or in a pipeline, by entry key, so
+	// that a herd on one key makes one round trip (see queueLookup).
+	askingMu sync.Mutex
+	asking   map[string]*pendingLookup
+	stop     chan struct{} // closed by Close
 	// lookupsDone counts the lookup workers still running.
 	lookupsDone sync.WaitGroup
 	done        chan struct{} // closed when the writer has returned
@@ -120,6 +124,7 @@ func NewL2(cfg configs.L2) (*L2, error) {
 		breaker: breaker{now: time.Now},
 		queue:   make(chan l2Write, writeQueueSize),
 		lookups: make(chan *pendingLookup, lookupQueueSize),
+		asking:  make(map[string]*pendingLookup),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}

@@ -77,6 +77,13 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 		}
 	}
 	l.observe(start, err)
+	l.askingMu.Lock()
+	for _, p := range batch {
+		if l.asking[p.entryKey] == p {
+			delete(l.asking, p.entryKey)
+		}
+	}
+	l.askingMu.Unlock()
 	for _, p := range batch {
 		close(p.done)
 	}
@@ -84,21 +91,35 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 
 // queueLookup hands a lookup to the workers and waits for its pipeline,
 // at most the L2 timeout (plus the pipeline's own, which is the same).
+//
+// A lookup of a key that is already queued or on its way, with the same
+// tags, waits for that one instead: a herd of clients missing L1 on one
+// key asks Valkey once, and its leader goes upstream without queueing
+// behind its own herd's copies of the question. The callers then read
+// the same commands; each decodes its own copy of the entry.
 func (l *L2) queueLookup(k Key, tags []string) (*pendingLookup, error) {
-	p := &pendingLookup{entryKey: l.entryKey(k), done: make(chan struct{})}
-	if len(tags) > 0 {
-		// Keys are built here: tags may view the caller's buffers,
-		// reused once Get returns, even if this lookup is still queued.
-		p.tagKeys = make([]string, len(tags))
-		for i, tag := range tags {
-			p.tagKeys[i] = l.tagKey(tag)
+	entryKey := l.entryKey(k)
+	l.askingMu.Lock()
+	p := l.asking[entryKey]
+	if p == nil || !l.sameTags(p.tagKeys, tags) {
+		p = &pendingLookup{entryKey: entryKey, done: make(chan struct{})}
+		if len(tags) > 0 {
+			// Keys are built here: tags may view the caller's buffers,
+			// reused once Get returns, even if this lookup is still queued.
+			p.tagKeys = make([]string, len(tags))
+			for i, tag := range tags {
+				p.tagKeys[i] = l.tagKey(tag)
+			}
 		}
+		select {
+		case l.lookups <- p:
+		default:
+			l.askingMu.Unlock()
+			return nil, errLookupQueueFull
+		}
+		l.asking[entryKey] = p
 	}
-	select {
-	case l.lookups <- p:
-	default:
-		return nil, errLookupQueueFull
-	}
+	l.askingMu.Unlock()
 	t := time.NewTimer(2 * l.timeout)
 	defer t.Stop()
 	select {
@@ -107,4 +128,18 @@ func (l *L2) queueLookup(k Key, tags []string) (*pendingLookup, error) {
 	case <-t.C:
 		return nil, context.DeadlineExceeded
 	}
+}
+
+// sameTags reports whether tagKeys are the keys of tags.
+func (l *L2) sameTags(tagKeys, tags []string) bool {
+	if len(tagKeys) != len(tags) {
+		return false
+	}
+	for i, tag := range tags {
+		// tagKeys[i] is l.tagKey of a tag: its prefix and "t:", then the tag.
+		if k := tagKeys[i]; len(k) != len(l.prefix)+2+len(tag) || k[len(l.prefix)+2:] != tag {
+			return false
+		}
+	}
+	return true
 }

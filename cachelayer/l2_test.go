@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,5 +345,96 @@ func TestL2ConcurrentLookups(t *testing.T) {
 	t.Logf("%d L2 lookups from %d goroutines in %v (%.0f/s)", workers*perWorker, workers, d, float64(workers*perWorker)/d.Seconds())
 	if s := l.Stats(); s.Hits != workers*perWorker || s.Errors != 0 {
 		t.Fatalf("Stats = %+v; want %d hits, no errors", s, workers*perWorker)
+	}
+}
+
+// entryGets counts the GETs of one key that reach Valkey.
+type entryGets struct {
+	key string
+	n   atomic.Int64
+}
+
+func (h *entryGets) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *entryGets) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h *entryGets) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if args := c.Args(); c.Name() == "get" && len(args) == 2 && args[1] == h.key {
+				h.n.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestL2HerdAsksOnce: a herd missing L1 on one key asks Valkey about it
+// about once, not once per client, and every client still gets the
+// entry and its tag's version.
+func TestL2HerdAsksOnce(t *testing.T) {
+	l, raw := sharedL2(t)
+	k := Key{42}
+	l.Set(k, fetched("/herd", time.Now().UnixNano(), time.Minute, []string{"products"}, []uint64{0}))
+	l.Wait()
+	if err := raw.Set(context.Background(), l.tagKey("products"), 7, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gets := &entryGets{key: l.entryKey(k)}
+	l.client.AddHook(gets)
+
+	const herd = 500
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, herd)
+	for range herd {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			e, v, err := l.Get(context.Background(), k, []string{"products"}, nil)
+			switch {
+			case err != nil:
+				errs <- err
+			case e == nil || e.Path != "/herd" || !reflect.DeepEqual(v, []uint64{7}):
+				errs <- errors.New("wrong answer")
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Clients that arrive after a round trip returns start another, so a
+	// few are allowed; without sharing there would be 500.
+	if n := gets.n.Load(); n < 1 || n > 10 {
+		t.Fatalf("%d GETs of the key reached Valkey for %d lookups; want 1 to 10", n, herd)
+	}
+	t.Logf("%d lookups, %d GETs of the key", herd, gets.n.Load())
+}
+
+// TestL2SharesOnlySameTags: lookups of one key with other tags do not
+// share a round trip, since they read other versions.
+func TestL2SharesOnlySameTags(t *testing.T) {
+	l, _ := sharedL2(t)
+	keys := []string{l.tagKey("products"), l.tagKey("user:7")}
+	for _, c := range []struct {
+		tags []string
+		want bool
+	}{
+		{[]string{"products", "user:7"}, true},
+		{[]string{"products"}, false},
+		{[]string{"products", "user:8"}, false},
+		{[]string{"user:7", "products"}, false},
+		{[]string{"products", "user:77"}, false},
+	} {
+		if got := l.sameTags(keys, c.tags); got != c.want {
+			t.Errorf("sameTags(%q, %q) = %v, want %v", keys, c.tags, got, c.want)
+		}
+	}
+	if !l.sameTags(nil, nil) {
+		t.Error("no tags and no tags are not the same")
 	}
 }
