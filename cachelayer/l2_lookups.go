@@ -97,6 +97,12 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 // key asks Valkey once, and its leader goes upstream without queueing
 // behind its own herd's copies of the question. The callers then read
 // the same commands; each decodes its own copy of the entry.
+//
+// A caller that joins may get the answer to a question asked up to one
+// round trip before it arrived: a window like the one in which another
+// replica's invalidation is still on its way to this one. This process's
+// own invalidations are safe either way: they raise the local tag
+// versions, against which every caller checks the entry.
 func (l *L2) queueLookup(k Key, tags []string) (*pendingLookup, error) {
 	entryKey := l.entryKey(k)
 	l.askingMu.Lock()
