@@ -139,13 +139,13 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 			}
 			writeEntry(ctx, e, now, outHit, 0)
 			if refreshEarly(time.Duration(e.FreshUntil-now), time.Duration(rt.fetchTime.Load())) {
-				p.refresh(ctx, rt, key, scratch)
+				p.refresh(ctx, rt, key, scratch, e)
 			}
 			return
 		case now < e.SWRUntil:
 			rt.stats.stale.Add(1)
 			writeEntry(ctx, e, now, outStaleRevalidate, 0)
-			p.refresh(ctx, rt, key, scratch)
+			p.refresh(ctx, rt, key, scratch, e)
 			return
 		case now < e.SIEUntil:
 			stale = e // kept for stale-if-error
@@ -190,7 +190,7 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 	wait, cancel := context.WithTimeout(waitFrom, p.cfg.Upstream.Timeout)
 	defer cancel()
 	r := p.flight.Do(wait, flightKey(key, &ctx.Request.Header), func(fctx context.Context) (*fetched, error) {
-		return p.fetch(fctx, rt, req, key, tags, versions, path), nil
+		return p.fetch(fctx, rt, req, key, tags, versions, path, 0), nil
 	})
 	if span != nil {
 		endCoalesce(span, r.Leader, r.Waiters, r.Err)
@@ -220,6 +220,13 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 		}
 		if f.err != nil {
 			fail(ctx, f.err)
+			setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
+			return
+		}
+		if !r.Leader && !f.shareable {
+			// An error page meant for the leader alone.
+			rt.stats.bypassed.Add(1)
+			p.pass(ctx, rt)
 			setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
 			return
 		}
@@ -262,7 +269,7 @@ func flightKey(key cachelayer.Key, h *fasthttp.RequestHeader) string {
 
 // refresh starts one background fetch for key unless one is under way. It
 // runs on its own context; Shutdown waits for it.
-func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, scratch *lookupScratch) {
+func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, scratch *lookupScratch, old *cachelayer.Entry) {
 	fk := flightKey(key, &ctx.Request.Header)
 	if _, busy := p.refreshing.LoadOrStore(fk, struct{}{}); busy {
 		return
@@ -270,6 +277,7 @@ func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key,
 	req := cacheRequest(ctx, rt.cache)
 	tags, versions := scratch.ownTags()
 	path := string(ctx.Path())
+	newerThan := old.Stored
 	// A traced refresh is a span of the request that started it.
 	from := context.Background()
 	if parent := spanParent(ctx); parent != nil {
@@ -280,7 +288,7 @@ func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key,
 		defer p.background.Done()
 		defer p.refreshing.Delete(fk)
 		r := p.flight.Do(from, fk, func(fctx context.Context) (*fetched, error) {
-			return p.fetch(fctx, rt, req, key, tags, versions, path), nil
+			return p.fetch(fctx, rt, req, key, tags, versions, path, newerThan), nil
 		})
 		if !r.Leader {
 			fasthttp.ReleaseRequest(req)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,6 +339,140 @@ func TestCacheSafety(t *testing.T) {
 			t.Errorf("poisoned answer served:\n%s", resp.Header.Header())
 		}
 	})
+
+	t.Run("dot segments poisoning", func(t *testing.T) {
+		// Routed as /__origin/echo, but the app gets the path as sent
+		// and has no such page: its 404 must not become /__origin/echo's.
+		evil := get(t, c, "GET", "/__origin/x/%2E%2E/echo?v=dots")
+		if evil.StatusCode() != 404 {
+			t.Fatalf("the app answered the dotted path %d: the test proves nothing", evil.StatusCode())
+		}
+		fasthttp.ReleaseResponse(evil)
+		resp := get(t, c, "GET", "/__origin/echo?v=dots")
+		defer fasthttp.ReleaseResponse(resp)
+		if resp.StatusCode() != 200 || string(resp.Header.Peek("X-Echo-Uri")) != "/__origin/echo?v=dots" {
+			t.Errorf("clean request answered %d for %q (%s): another path's answer", resp.StatusCode(),
+				resp.Header.Peek("X-Echo-Uri"), resp.Header.Peek("Cache-Status"))
+		}
+	})
+
+	t.Run("Set-Cookie reaches its own client", func(t *testing.T) {
+		resp := get(t, c, "GET", "/__origin/echo?cookies=1&v=own")
+		defer fasthttp.ReleaseResponse(resp)
+		n := 0
+		resp.Header.VisitAllCookie(func(_, _ []byte) { n++ })
+		if n != 2 {
+			t.Errorf("%d Set-Cookie headers reached the client that asked; want the app's 2", n)
+		}
+	})
+}
+
+// TestPrivateErrorNotShared: a 5xx meant for one client (private) is not
+// handed to the clients waiting on its fetch; they ask the app themselves.
+func TestPrivateErrorNotShared(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	app.SetLatency("echo", 200*time.Millisecond)
+	c := rawClient(addr)
+	const n = 6
+	var wg sync.WaitGroup
+	var collapsed atomic.Int64
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 20 * time.Millisecond) // the first leads
+			resp := get(t, c, "GET", "/__origin/echo?status=503&v=private5xx",
+				"X-Echo-Set-Cache-Control", "private", "X-Test-Who", strconv.Itoa(i))
+			defer fasthttp.ReleaseResponse(resp)
+			if strings.Contains(string(resp.Header.Peek("Cache-Status")), "collapsed") {
+				collapsed.Add(1)
+			}
+			if got := string(resp.Header.Peek("X-Test-Who")); got != strconv.Itoa(i) {
+				t.Errorf("client %d got the answer to client %q", i, got)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := count(app, "echo"); got != n || collapsed.Load() != 0 {
+		t.Errorf("the app saw %d of %d requests, %d answers collapsed; want %d and 0", got, n, collapsed.Load(), n)
+	}
+}
+
+// TestOddUpstreamStatus: a status past 599 from the app is passed on and
+// not stored; it used to index past the storable-status table and crash
+// the process from inside the flight.
+func TestOddUpstreamStatus(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var asked atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				var req fasthttp.Request
+				for req.Read(br) == nil {
+					asked.Add(1)
+					conn.Write([]byte("HTTP/1.1 600 Odd\r\nContent-Type: application/json\r\n" +
+						"Cache-Control: public, max-age=60\r\nContent-Length: 2\r\n\r\n{}"))
+				}
+			}()
+		}
+	}()
+	_, addr, _ := startProxy(t, cacheConfig(t, ln.Addr().String(), ""))
+	c := rawClient(addr)
+	for range 2 {
+		resp := get(t, c, "GET", "/api/vultr/postgres/products?category=odd")
+		if resp.StatusCode() != 600 {
+			t.Errorf("status %d, want the app's 600", resp.StatusCode())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if got := asked.Load(); got != 2 {
+		t.Errorf("the app was asked %d times for 2 requests; want 2 (a 600 is not stored)", got)
+	}
+}
+
+// TestEarlyRefresh: a hot key is refreshed in the background before it
+// expires (XFetch), while every client is still answered from the copy.
+// The echo route's answers carry no Vary, so the refresh's second look
+// into the cache finds the copy itself, still fresh: it must fetch anyway.
+func TestEarlyRefresh(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	cfg := cacheConfig(t, originAddr, "")
+	cfg.Routes[4].Cache.TTL = time.Second
+	_, addr, _ := startProxy(t, cfg)
+	c := rawClient(addr)
+	app.SetLatency("echo", 100*time.Millisecond)
+	const uri = "/__origin/echo?v=early"
+	filled := time.Now() // the copy is stored a little after, fresh for 1s
+	first := get(t, c, "GET", uri)
+	if len(first.Header.Peek("Vary")) > 0 {
+		t.Fatalf("the answer has Vary %q: the test proves nothing", first.Header.Peek("Vary"))
+	}
+	fasthttp.ReleaseResponse(first)
+	hits := 0
+	for time.Since(filled) < 930*time.Millisecond {
+		resp := get(t, c, "GET", uri)
+		if x := string(resp.Header.Peek("X-Cache")); x != "HIT" {
+			t.Fatalf("request %d: X-Cache %q, want HIT", hits+1, x)
+		}
+		fasthttp.ReleaseResponse(resp)
+		hits++
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(30 * time.Millisecond) // a refresh begun reaches the app; the copy is still fresh
+	if got := count(app, "echo"); got < 2 {
+		t.Errorf("the app saw %d request(s) after %d hits on a copy about to expire; want a refresh before expiry", got, hits)
+	}
 }
 
 // TestStaleIfError: with the app down, a stale copy inside its window is

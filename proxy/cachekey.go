@@ -103,6 +103,11 @@ func cmpString(a, b string) int {
 // buildKey hashes what tells answers apart: the route, the method (HEAD
 // shares GET's entries), the path and the allowlisted values, defaults
 // applied. Nothing else of the request can reach the key.
+//
+// The path is the one the app receives, as the client sent it, not the
+// one routing matched (percent-decoded, dot segments removed): otherwise
+// /users/mallory/%2E%2E/alice/profile, which the app answers 404, would be
+// stored as Alice's profile.
 func (cr *cacheRule) buildKey(kb *cachelayer.KeyBuilder, routeName string, method []byte, rv *requestValues) cachelayer.Key {
 	kb.Reset()
 	kb.Add("route", s2b(routeName))
@@ -110,7 +115,7 @@ func (cr *cacheRule) buildKey(kb *cachelayer.KeyBuilder, routeName string, metho
 		method = methodGet
 	}
 	kb.Add("method", method)
-	kb.Add("path", rv.ctx.Path())
+	kb.Add("path", rv.ctx.URI().PathOriginal())
 	for i := range cr.fields {
 		f := &cr.fields[i]
 		v, ok := rv.value(f.src, f.name)

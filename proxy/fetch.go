@@ -133,15 +133,17 @@ const maxEntryBody = 8 << 20
 
 // fetch asks the upstream for one cache route's answer and stores it when
 // it may be. It runs inside the flight, on the flight's context, and owns
-// req.
-func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, key cachelayer.Key, tags []string, versions []uint64, path string) *fetched {
+// req. A refresh passes the stored time of the copy it replaces as
+// newerThan; a miss passes 0.
+func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, key cachelayer.Key, tags []string, versions []uint64, path string, newerThan int64) *fetched {
 	defer fasthttp.ReleaseRequest(req)
 	cr := rt.cache
 
 	// Look again inside the flight: a fill may have landed between this
 	// request's lookup and the flight's start (another flight that just
-	// ended), and fetching again would break "one fetch per key".
-	if e, _, _ := p.cache.Lookup(fctx, key, tags, nil); e != nil && !e.IsStub() && e.Fresh(time.Now().UnixNano()) {
+	// ended), and fetching again would break "one fetch per key". An early
+	// refresh finds its own still-fresh copy here: only a newer one counts.
+	if e, _, _ := p.cache.Lookup(fctx, key, tags, nil); e != nil && !e.IsStub() && e.Fresh(time.Now().UnixNano()) && e.Stored > newerThan {
 		return &fetched{entry: e, shareable: true, fromCache: true}
 	}
 
@@ -179,7 +181,8 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 
 	f := &fetched{entry: e, shareable: !cc.private && !hasCookie && !varyAll && varyWithin(vary)}
 	fresh := cc.freshFor(cr.ttl)
-	storable := cr.statuses[e.Status] && !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll && fresh > 0
+	// fasthttp reads any three-digit status; the list covers 0..599.
+	storable := e.Status < len(cr.statuses) && cr.statuses[e.Status] && !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll && fresh > 0
 	if !storable {
 		return f
 	}
@@ -224,14 +227,16 @@ func readWhole(resp *fasthttp.Response) ([]byte, bool) {
 }
 
 // keptHeaders copies the response headers an entry keeps: all but the
-// hop-by-hop ones and those fasthttp writes itself.
+// hop-by-hop ones and those fasthttp writes itself. Set-Cookie is kept for
+// the client that asked: an answer that sets a cookie is neither stored
+// nor shared (see fetch).
 func keptHeaders(h *fasthttp.ResponseHeader) []cachelayer.HeaderField {
 	stripHopByHop(h)
 	h.SetNoDefaultContentType(true) // All would invent one otherwise
 	var out []cachelayer.HeaderField
 	for k, v := range h.All() {
 		switch string(k) {
-		case "Content-Length", "Date", "Age", "Transfer-Encoding", "Connection", "Set-Cookie":
+		case "Content-Length", "Date", "Age", "Transfer-Encoding", "Connection":
 			continue
 		}
 		out = append(out, cachelayer.HeaderField{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
