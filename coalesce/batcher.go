@@ -18,7 +18,10 @@ var (
 
 // ErrResultCount fails every item of a batch whose flush returned a number
 // of results other than the number of items: with no way to tell which
-// result belongs to whom, no caller may have one.
+// result belongs to whom, no caller may have one. A flush may return it
+// too (wrapped), for a batch its store took but whose answer it cannot
+// match to the items; such a batch is never split, as its halves would
+// be written a second time.
 var ErrResultCount = errors.New("coalesce: flush returned the wrong number of results")
 
 // BatcherConfig bounds a Batcher. A zero field takes its default; a
@@ -448,7 +451,8 @@ func (b *Batcher[I, R]) write(batch []*pending[I, R], items []I) {
 
 // flushOnce calls flush on its own bounded context. split reports whether
 // a failure may come from one bad item, so that halves may succeed. It
-// cannot when the results were miscounted (a fault of the sink), nor when
+// cannot when the results were miscounted (a fault of the sink, found
+// here or by the flush itself: ErrResultCount), nor when
 // the flush's context ended: a sink too slow for the whole batch would
 // only make every half wait as long again; nor when Split says no.
 func (b *Batcher[I, R]) flushOnce(batch []*pending[I, R], items []I) (res []R, split bool, err error) {
@@ -463,7 +467,8 @@ func (b *Batcher[I, R]) flushOnce(batch []*pending[I, R], items []I) (res []R, s
 	res, err = b.flush(ctx, items)
 	switch {
 	case err != nil:
-		return nil, ctx.Err() == nil && (b.cfg.Split == nil || b.cfg.Split(err)), err
+		split = ctx.Err() == nil && !errors.Is(err, ErrResultCount) && (b.cfg.Split == nil || b.cfg.Split(err))
+		return nil, split, err
 	case len(res) != len(items):
 		return nil, false, fmt.Errorf("%w: %d for %d items", ErrResultCount, len(res), len(items))
 	}

@@ -3,6 +3,7 @@ package coalesce
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -38,6 +39,7 @@ func answer(id int) string { return "done " + strconv.Itoa(id) }
 type sink struct {
 	delay time.Duration // each flush takes this long
 	extra int           // each flush returns this many results more than it should
+	fail  error         // each flush returns this error instead of results
 
 	gate     chan struct{}
 	openGate sync.Once
@@ -82,6 +84,9 @@ func (s *sink) flush(ctx context.Context, jobs []job) ([]string, error) {
 	}
 	if bad {
 		return nil, errBadJob
+	}
+	if s.fail != nil {
+		return nil, s.fail
 	}
 	res := make([]string, max(len(jobs)+s.extra, 0))
 	for i := range res {
@@ -500,6 +505,27 @@ func TestBatcherWrongResultCount(t *testing.T) {
 				t.Errorf("stats %+v, want 2 flushes, no split, 6 failures", st)
 			}
 		})
+	}
+}
+
+// TestBatcherFlushReportsResultCount: a flush that returns ErrResultCount
+// itself (its store took the batch, but the answer cannot be matched to
+// the items) fails every item without a split, even with no Split: the
+// halves would be written again.
+func TestBatcherFlushReportsResultCount(t *testing.T) {
+	servicetest.CheckGoroutines(t)
+	s := newSink()
+	s.fail = fmt.Errorf("answer not JSON: %w", ErrResultCount)
+	b := startBatcher(t, BatcherConfig{MaxWait: time.Minute, MaxInFlight: 1}, s)
+	out := behindGate(t, b, jobs(0, 0, 0, 0, 0))
+	s.open()
+	for id, o := range collect(t, out, 6) {
+		if !errors.Is(o.err, ErrResultCount) || o.res != "" {
+			t.Errorf("job %d: %q, %v; want %v", id, o.res, o.err, ErrResultCount)
+		}
+	}
+	if st := b.Stats(); st.Splits != 0 || st.Flushes != 2 || st.Failures != 6 {
+		t.Errorf("stats %+v, want 2 flushes, no split, 6 failures", st)
 	}
 }
 

@@ -236,14 +236,17 @@ func (p *Proxy) postgresFlush(b *batchRoute, sink *upstream.PostgresSink, route 
 
 // wholeBatch reports whether err fails a batch whatever its items are: a
 // store that cannot be reached, a table that is not there, an endpoint
-// that failed (5xx, already retried once) or could not be reached. Such a
-// batch is not split: against a store that is down, a batch of 100 would
-// make 199 calls, each failing the same way.
+// that failed (5xx, already retried once) or could not be reached, or a
+// batch taken whose answer cannot be matched to its items
+// (coalesce.ErrResultCount, which the Batcher never splits either). Such
+// a batch is not split: against a store that is down, a batch of 100
+// would make 199 calls, each failing the same way, and a batch already
+// written would be written again.
 func wholeBatch(err error) bool {
 	var se *upstream.StatusError
 	var ue *upstream.Error
 	switch {
-	case errors.Is(err, upstream.ErrUnavailable), errors.Is(err, errNoTable):
+	case errors.Is(err, upstream.ErrUnavailable), errors.Is(err, errNoTable), errors.Is(err, coalesce.ErrResultCount):
 		return true
 	case errors.As(err, &se):
 		return se.Status >= 500

@@ -590,7 +590,9 @@ func TestNewID(t *testing.T) {
 
 // TestBatchEndpointFails: a batch endpoint that answers 5xx fails each
 // caller with 502 after one retry, without the batch being split into
-// more calls; one that answers 4xx gives each caller its answer.
+// more calls; one that answers 2xx without a results array (the batch
+// taken, its answer not split) fails each caller with 502 after one call
+// per batch; one that answers 4xx gives each caller its answer.
 func TestBatchEndpointFails(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -599,6 +601,7 @@ func TestBatchEndpointFails(t *testing.T) {
 		maxCalls func(batches int64) uint64
 	}{
 		{"5xx", 500, 502, func(b int64) uint64 { return uint64(2 * b) }},
+		{"2xx not split", 200, 502, func(b int64) uint64 { return uint64(b) }},
 		{"4xx", 400, 400, func(int64) uint64 { return 1000 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

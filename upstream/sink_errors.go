@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/style-shepherd/sheepdog/coalesce"
 )
 
 // ErrUnavailable marks a batch that failed because its store could not be
@@ -20,4 +22,16 @@ func storeError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
+}
+
+// ErrAnswerUnreadable marks a batch that its store or endpoint took (a 2xx
+// answer, a committed statement) but whose answer cannot be read or
+// matched to its items: cut short, too long, not JSON, or miscounted.
+// The batch may well be written, so it is neither retried nor split;
+// like coalesce.ErrResultCount, which it wraps, it fails every item.
+var ErrAnswerUnreadable = fmt.Errorf("batch taken but its answer unreadable: %w", coalesce.ErrResultCount)
+
+// answerError marks err as ErrAnswerUnreadable, with what failed.
+func answerError(what string, err error) error {
+	return fmt.Errorf("%s: %w: %w", what, ErrAnswerUnreadable, err)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -72,11 +73,14 @@ func NewHTTPSink(client *Client, path, wrap, split string) *HTTPSink {
 }
 
 // Flush sends items, each one JSON value, in one POST and returns one
-// result per item, in order. A 5xx answer or a connection that failed
-// before an answer is retried once; a timeout is not, as it has used the
-// whole upstream timeout already. Any other failure is the batch's: an
-// item that is not JSON, an answer other than 2xx (a *StatusError), or an
-// answer without exactly one split element per item. ctx is checked
+// result per item, in order. A 5xx answer, or a request that provably
+// never reached the app (the dial or the send failed, or the connection
+// closed before the answer's first byte), is retried once; a timeout is
+// not, as it has used the whole upstream timeout already. Any other
+// failure is the batch's: an item that is not JSON, an answer other than
+// 2xx (a *StatusError), or an answer that came but cannot be read or
+// split into one element per item (ErrAnswerUnreadable: the app may have
+// written the batch, so it is never sent again). ctx is checked
 // before each attempt; an attempt itself is bounded by the upstream
 // timeout.
 func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPResult, error) {
@@ -141,13 +145,23 @@ func (s *HTTPSink) batchBody(items []json.RawMessage) ([]byte, error) {
 }
 
 // retryable reports whether an attempt failed in a way worth one more:
-// the app answered 5xx, or the connection failed before any answer.
+// the app answered 5xx, or the request never reached it: the dial or the
+// send failed, or the connection closed before the answer's first byte
+// (a kept-alive connection the app had dropped). An answer cut after its
+// first byte is not: the app may have taken the batch.
 func retryable(status int, err error) bool {
 	if err == nil {
 		return status >= 500
 	}
 	var ue *Error
-	return errors.As(err, &ue) && ue.Kind == Unreachable
+	if !errors.As(err, &ue) || ue.Kind != Unreachable {
+		return false
+	}
+	if errors.Is(err, fasthttp.ErrConnectionClosed) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "write")
 }
 
 // post sends req and returns the answer's status and body, read whole.
@@ -172,7 +186,7 @@ func (s *HTTPSink) post(req *fasthttp.Request) (int, []byte, error) {
 		err = fmt.Errorf("answer over %d bytes", maxBatchAnswer)
 	}
 	if err != nil {
-		return 0, nil, &Error{Kind: Unreachable, Err: err}
+		return 0, nil, answerError("batch "+s.path+" answer", err)
 	}
 	return status, answer, nil
 }
@@ -181,11 +195,12 @@ func (s *HTTPSink) post(req *fasthttp.Request) (int, []byte, error) {
 func (s *HTTPSink) results(answer []byte, n int) ([]HTTPResult, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(answer, &fields); err != nil {
-		return nil, fmt.Errorf("batch %s answer: %w", s.path, err)
+		return nil, answerError("batch "+s.path+" answer", err)
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal(fields[s.split], &elems); err != nil || len(elems) != n {
-		return nil, fmt.Errorf("batch %s answer: want %q with %d elements, got %.80s", s.path, s.split, n, fields[s.split])
+		return nil, answerError("batch "+s.path+" answer",
+			fmt.Errorf("want %q with %d elements, got %.80s", s.split, n, fields[s.split]))
 	}
 	results := make([]HTTPResult, n)
 	for i, e := range elems {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -179,6 +180,7 @@ func TestHTTPSinkAnswers(t *testing.T) {
 		wantStatus []int  // per item, when the batch succeeds
 		wantErr    string // in the batch error otherwise
 		wantCode   int    // a *StatusError's status, if the error is one
+		unreadable bool   // the error is ErrAnswerUnreadable: 2xx, but not split
 	}{
 		{name: "per-item success", answer: func(int64) (int, string) { return 200, ok2 },
 			wantReqs: 1, wantStatus: []int{200, 200}},
@@ -198,11 +200,11 @@ func TestHTTPSinkAnswers(t *testing.T) {
 		{name: "4xx is not retried", answer: func(int64) (int, string) { return 400, `{"error":"x"}` },
 			wantReqs: 1, wantErr: "answered 400", wantCode: 400},
 		{name: "one element short", answer: func(int64) (int, string) { return 200, `{"results":[{"id":"a"}]}` },
-			wantReqs: 1, wantErr: `want "results" with 2 elements`},
+			wantReqs: 1, wantErr: `want "results" with 2 elements`, unreadable: true},
 		{name: "no split array", answer: func(int64) (int, string) { return 200, `{"success":true}` },
-			wantReqs: 1, wantErr: `want "results" with 2 elements`},
+			wantReqs: 1, wantErr: `want "results" with 2 elements`, unreadable: true},
 		{name: "answer not JSON", answer: func(int64) (int, string) { return 200, `<html>` },
-			wantReqs: 1, wantErr: "answer"},
+			wantReqs: 1, wantErr: "answer", unreadable: true},
 		{name: "long answer read from its stream", wantReqs: 1, wantStatus: []int{200, 200},
 			answer: func(int64) (int, string) {
 				return 200, `{"results":[{"pad":"` + big + `"},{"pad":"` + big + `"}]}`
@@ -225,7 +227,7 @@ func TestHTTPSinkAnswers(t *testing.T) {
 			if tt.wantErr != "" {
 				var se *StatusError
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || errors.As(err, &se) != (tt.wantCode != 0) ||
-					(se != nil && se.Status != tt.wantCode) {
+					(se != nil && se.Status != tt.wantCode) || errors.Is(err, ErrAnswerUnreadable) != tt.unreadable {
 					t.Fatalf("error %v, want one saying %q (status %d)", err, tt.wantErr, tt.wantCode)
 				}
 				return
@@ -243,8 +245,9 @@ func TestHTTPSinkAnswers(t *testing.T) {
 }
 
 // deafOrigin accepts connections and reads them; with hangUp it closes
-// each at once, otherwise it never answers. It counts connections.
-func deafOrigin(t *testing.T, hangUp bool) (string, *atomic.Int64) {
+// each at once (after reading the request and writing reply, if reply is
+// set), otherwise it never answers. It counts connections.
+func deafOrigin(t *testing.T, hangUp bool, reply string) (string, *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -262,6 +265,11 @@ func deafOrigin(t *testing.T, hangUp bool) (string, *atomic.Int64) {
 			}
 			accepted.Add(1)
 			if hangUp {
+				if reply != "" {
+					conn.SetDeadline(time.Now().Add(time.Second))
+					conn.Read(make([]byte, 4096)) // the request, sent in one write
+					io.WriteString(conn, reply)
+				}
 				conn.Close()
 				continue
 			}
@@ -295,7 +303,7 @@ func TestHTTPSinkConnectionFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, accepted := deafOrigin(t, tt.hangUp)
+			addr, accepted := deafOrigin(t, tt.hangUp, "")
 			sink := NewHTTPSink(testClient(t, addr, 200*time.Millisecond), "/batch", "", "")
 			_, err := sink.Flush(context.Background(), rawItems(`1`))
 			var ue *Error
@@ -307,6 +315,48 @@ func TestHTTPSinkConnectionFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHTTPSinkAnswerCut: an answer that began to arrive but cannot be
+// read whole is not retried, as the app may have taken the batch; the
+// batch fails with ErrAnswerUnreadable, or a plain *Error when even the
+// status line was cut, never to be split.
+func TestHTTPSinkAnswerCut(t *testing.T) {
+	tests := []struct {
+		name       string
+		reply      string
+		unreadable bool // ErrAnswerUnreadable; else an *Error
+	}{
+		{"cut in the status line", "HTTP/1.1 200", false},
+		{"cut after the headers", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"results\":[", true},
+		{"cut in a chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n{\"results\"", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, accepted := deafOrigin(t, true, tt.reply)
+			sink := NewHTTPSink(testClient(t, addr, time.Second), "/batch", "", "")
+			_, err := sink.Flush(context.Background(), rawItems(`1`))
+			var ue *Error
+			if errors.Is(err, ErrAnswerUnreadable) != tt.unreadable || (!tt.unreadable && !errors.As(err, &ue)) {
+				t.Errorf("Flush: %v, want unreadable %v", err, tt.unreadable)
+			}
+			if got := accepted.Load(); got != 1 {
+				t.Errorf("%d connections, want 1: the batch was sent again", got)
+			}
+		})
+	}
+	t.Run("answer over the limit", func(t *testing.T) {
+		huge := `{"results":["` + strings.Repeat("x", maxBatchAnswer) + `"]}`
+		addr, origin := startBatchOrigin(t, func(int64) (int, string) { return 200, huge })
+		sink := NewHTTPSink(testClient(t, addr, 5*time.Second), "/batch", "", "")
+		_, err := sink.Flush(context.Background(), rawItems(`1`))
+		if !errors.Is(err, ErrAnswerUnreadable) {
+			t.Errorf("Flush: %v, want ErrAnswerUnreadable", err)
+		}
+		if n := origin.requests.Load(); n != 1 {
+			t.Errorf("%d requests, want 1", n)
+		}
+	})
 }
 
 func TestHTTPSinkSendsNothing(t *testing.T) {

@@ -165,8 +165,9 @@ func quoteList(names []string) (string, error) {
 //
 // RETURNING rows are mapped to items by position: PostgreSQL inserts a
 // VALUES list in order and returns each row as it inserts it. A batch
-// whose row count comes back different (a trigger that skips rows) is an
-// error.
+// whose row count comes back different (a trigger that skips rows) is
+// ErrAnswerUnreadable: the statement has committed, so the batch is
+// neither retried nor split.
 func (s *PostgresSink) Flush(ctx context.Context, items []PostgresItem) ([]PostgresResult, error) {
 	if len(items) == 0 {
 		return []PostgresResult{}, nil
@@ -270,7 +271,7 @@ func (s *PostgresSink) insertReturning(ctx context.Context, conn *pgx.Conn, valu
 		return nil, s.fail(err)
 	}
 	if len(results) != n {
-		return nil, fmt.Errorf("postgres %s: %d rows returned for %d items", s.table, len(results), n)
+		return nil, answerError("postgres "+s.table, fmt.Errorf("%d rows returned for %d items", len(results), n))
 	}
 	return results, nil
 }
@@ -301,7 +302,7 @@ func (s *PostgresSink) copyRows(ctx context.Context, conn *pgconn.PgConn, values
 		return nil, s.fail(err)
 	}
 	if tag.RowsAffected() != int64(n) {
-		return nil, fmt.Errorf("postgres %s: %d rows copied for %d items", s.table, tag.RowsAffected(), n)
+		return nil, answerError("postgres "+s.table, fmt.Errorf("%d rows copied for %d items", tag.RowsAffected(), n))
 	}
 	return make([]PostgresResult, n), nil
 }

@@ -199,6 +199,44 @@ func TestPostgresSinkConstraintFailsBatch(t *testing.T) {
 	}
 }
 
+// TestPostgresSinkRowsSkipped: a trigger that skips a row makes the
+// statement commit fewer rows than items. Rows were written, so the
+// batch fails as ErrAnswerUnreadable, which is neither retried nor split.
+func TestPostgresSinkRowsSkipped(t *testing.T) {
+	pool, table := ordersTable(t, 2)
+	ctx := context.Background()
+	fn := table + "_skip"
+	for _, q := range []string{
+		`CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS
+			$$ BEGIN IF NEW.user_id = 'skip' THEN RETURN NULL; END IF; RETURN NEW; END $$`,
+		`CREATE TRIGGER skip_rows BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `()`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, returning := range [][]string{{"order_id"}, nil} {
+		name := "insert returning"
+		if returning == nil {
+			name = "copy"
+		}
+		t.Run(name, func(t *testing.T) {
+			sink, err := NewPostgresSink(pool, table, orderColumns, returning)
+			if err != nil {
+				t.Fatal(err)
+			}
+			items := []PostgresItem{order(name+"_a", "u", `[]`, "1"), order(name+"_b", "skip", `[]`, "2")}
+			results, err := sink.Flush(ctx, items)
+			if !errors.Is(err, ErrAnswerUnreadable) || results != nil {
+				t.Fatalf("Flush = %v, %v; want ErrAnswerUnreadable", results, err)
+			}
+			if got := countOrders(t, pool, table, name+"_a", name+"_b"); got != 1 {
+				t.Errorf("%d rows in the table, want 1", got)
+			}
+		})
+	}
+}
+
 // TestPostgresSinkPoolStats: the pool's counts in the app's shape, and a
 // flush waiting for a connection counted as waiting.
 func TestPostgresSinkPoolStats(t *testing.T) {
