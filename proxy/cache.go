@@ -177,7 +177,7 @@ func (p *Proxy) lookup(ctx *fasthttp.RequestCtx, key cachelayer.Key, scratch *lo
 // many clients wait, each bounded by the upstream timeout.
 func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, scratch *lookupScratch, stale *cachelayer.Entry, now int64) {
 	rt.stats.misses.Add(1)
-	req := cacheRequest(ctx, rt.cache)
+	req := cacheRequest(ctx, rt.cache, p.upstream.Host())
 	tags, versions := scratch.ownTags()
 	path := string(ctx.Path())
 	var waitFrom context.Context = ctx
@@ -274,7 +274,7 @@ func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key,
 	if _, busy := p.refreshing.LoadOrStore(fk, struct{}{}); busy {
 		return
 	}
-	req := cacheRequest(ctx, rt.cache)
+	req := cacheRequest(ctx, rt.cache, p.upstream.Host())
 	tags, versions := scratch.ownTags()
 	path := string(ctx.Path())
 	newerThan := old.Stored

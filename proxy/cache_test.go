@@ -293,7 +293,9 @@ func TestPostReadKey(t *testing.T) {
 // credentials bypass the cache; every case asked twice, the second must
 // reach the app again.
 func TestCacheSafety(t *testing.T) {
-	app, c := cacheRig(t)
+	app, originAddr := startOrigin(t)
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
 	tests := []struct {
 		name    string
 		uri     string
@@ -337,6 +339,23 @@ func TestCacheSafety(t *testing.T) {
 		}
 		if bytes.Contains(resp.Header.Header(), []byte("evil.example")) {
 			t.Errorf("poisoned answer served:\n%s", resp.Header.Header())
+		}
+	})
+
+	t.Run("Host poisoning", func(t *testing.T) {
+		// Host is not in the key: the app is named in it instead of
+		// whatever the client sent, so no answer is built for evil.example.
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.SetRequestURI("/__origin/echo?v=host")
+		req.Header.SetHost("evil.example")
+		evil := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(evil)
+		if err := c.Do(req, evil); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(evil.Header.Peek("X-Echo-Host")); got != originAddr {
+			t.Errorf("the app was asked for Host %q; want its own address %q", got, originAddr)
 		}
 	})
 

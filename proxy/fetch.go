@@ -88,10 +88,13 @@ func acceptsGzip(ae []byte) bool {
 // cacheRequest builds the upstream request of a cache route: a GET (HEAD
 // is fetched as GET, so the answer can be stored), unkeyed headers gone,
 // only the cookies the key names, and a body only where the key reads it.
-func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule) *fasthttp.Request {
+// Host is not in the key, so it names the app (host), as nginx's
+// proxy_pass does, rather than whatever the client sent.
+func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule, host string) *fasthttp.Request {
 	req := fasthttp.AcquireRequest()
 	ctx.Request.Header.CopyTo(&req.Header)
 	prepareRequest(ctx, &req.Header)
+	req.Header.SetHost(host)
 	if bytes.Equal(req.Header.Method(), methodHead) {
 		req.Header.SetMethodBytes(methodGet)
 	}

@@ -82,6 +82,9 @@ func (c *Client) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	return nil
 }
 
+// Host is the app's address as requests to it name it in Host.
+func (c *Client) Host() string { return c.hc.Addr }
+
 // Probe sends GET health_path, bounded by timeout, and reports how long
 // the answer took. Any
 // HTTP answer means the app is reachable; its status is returned.
@@ -90,7 +93,7 @@ func (c *Client) Probe(timeout time.Duration) (status int, latency time.Duration
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
 	req.SetRequestURI(c.healthPath)
-	req.Header.SetHost(c.hc.Addr)
+	req.Header.SetHost(c.Host())
 	start := time.Now()
 	err = c.hc.DoTimeout(req, resp, min(timeout, c.timeout))
 	latency = time.Since(start)

@@ -75,8 +75,9 @@ func (a *App) setLatencyAid(ctx *fasthttp.RequestCtx) {
 // echo is ANY /__origin/echo, for transparency tests: it answers with
 // status ?status=N (default 200) and the request body, or ?size=N bytes
 // of EchoBytes, and describes the request in headers: X-Echo-Method,
-// X-Echo-Uri (the request-URI exactly as received), X-Echo-Body-Len,
-// X-Echo-Body-Sha256, and every X-Test-* request header reflected with
+// X-Echo-Uri (the request-URI exactly as received), X-Echo-Host,
+// X-Echo-Body-Len, X-Echo-Body-Sha256, and every X-Test-* request header
+// reflected with
 // all its values. A 3xx carries Location (?location=, default
 // /__origin/echo); ?cookies=1 adds two Set-Cookie headers. Each request
 // header X-Echo-Set-Name: v becomes the response header Name: v, so cache
@@ -108,6 +109,7 @@ func echo(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	h.Set("X-Echo-Method", string(ctx.Method()))
 	h.Set("X-Echo-Uri", string(ctx.Request.Header.RequestURI()))
+	h.Set("X-Echo-Host", string(ctx.Request.Header.Host()))
 	h.Set("X-Echo-Body-Len", strconv.Itoa(len(ctx.Request.Body())))
 	h.Set("X-Echo-Body-Sha256", hex.EncodeToString(sum[:]))
 	for k, v := range ctx.Request.Header.All() {
