@@ -210,7 +210,10 @@ func (c *Cache) Store(k Key, e *Entry) {
 	}
 }
 
-// Delete removes k from both tiers and from the other replicas' L1.
+// Delete removes k from both tiers and from the other replicas' L1. A
+// lookup of k already on its way to L2 may still bring the old entry back
+// into L1; Invalidate, which versions tags, has no such window, and is
+// what the proxy uses.
 func (c *Cache) Delete(ctx context.Context, k Key) error {
 	c.l1.Del(k)
 	if c.l2 == nil {
