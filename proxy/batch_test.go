@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -358,6 +360,38 @@ func TestBatchBadRequests(t *testing.T) {
 		if s := r.batchStats(t, name); s.Items != 0 {
 			t.Errorf("%s queued %d items", name, s.Items)
 		}
+	}
+}
+
+// TestBatchMalformedBody: a chunked body that cannot be read (a chunk
+// size that is not hex, a chunk shorter than it says) is the client's
+// 400 as JSON, on batch routes and on cache routes that read the body,
+// and nothing is queued.
+func TestBatchMalformedBody(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	for _, path := range []string{"/api/raindrop/store-memory", "/api/raindrop/search-memory"} {
+		for name, chunks := range map[string]string{
+			"chunk size not hex": "zz\r\n{}\r\n0\r\n\r\n",
+			"chunk short":        "40\r\n{\"text\":\"a\"}\r\n0\r\n\r\n",
+		} {
+			t.Run(path+" "+name, func(t *testing.T) {
+				c := dialRaw(t, r.c.Addr)
+				io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"+
+					"Transfer-Encoding: chunked\r\n\r\n"+chunks)
+				if cw, ok := c.(interface{ CloseWrite() error }); ok {
+					cw.CloseWrite()
+				}
+				resp := fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseResponse(resp)
+				if err := resp.Read(bufio.NewReader(c)); err != nil {
+					t.Fatalf("reading the answer: %v", err)
+				}
+				errorBody(t, resp, 400, codeBadRequest)
+			})
+		}
+	}
+	if s := r.batchStats(t, "store-memory"); s.Items != 0 {
+		t.Errorf("store-memory queued %d items", s.Items)
 	}
 }
 

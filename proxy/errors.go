@@ -63,7 +63,9 @@ func statusFor(err error) (status int, code, msg string) {
 		return fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body too large"
 	case errors.As(err, &ue) && ue.Kind == upstream.Timeout:
 		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "upstream did not answer in time"
-	case errors.As(err, &ue) && ue.Kind == upstream.RequestBody:
+	case errors.Is(err, upstream.ErrClientBody), errors.As(err, &ue) && ue.Kind == upstream.RequestBody:
+		// The client's body is malformed (a bad chunk) or cut short,
+		// whether read whole here or streamed upstream.
 		return fasthttp.StatusBadRequest, codeBadRequest, "request body could not be read"
 	case errors.Is(err, context.DeadlineExceeded):
 		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "the write was not answered in time"
