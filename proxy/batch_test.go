@@ -345,6 +345,8 @@ func TestBatchBadRequests(t *testing.T) {
 		{"missing column value", "/api/vultr/postgres/orders", `{"items":[],"total_amount":1}`, "body.user_id"},
 		{"bad ttl", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":"soon"}`, "ttl"},
 		{"negative ttl", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":-1}`, "ttl"},
+		{"fractional ttl", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":1.5}`, "ttl"},
+		{"ttl past Valkey's limit", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":9223372036854775}`, "ttl"},
 		{"body not an object", "/api/vultr/postgres/orders", `[1,2]`, "object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -706,6 +708,8 @@ func FuzzBatchBody(f *testing.F) {
 
 // TestBatchSessionSet: a session save stores the whole body, as the app
 // does, under session:{id}, for its ttl or, when that is falsy, 86400 s.
+// A ttl is read as the app's String(ttl) reads it: 60.0 is 60, 1e3 is
+// 1000.
 func TestBatchSessionSet(t *testing.T) {
 	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
 	ctx := context.Background()
@@ -718,6 +722,8 @@ func TestBatchSessionSet(t *testing.T) {
 		{"s2", `{"userId":"u2","ttl":60}`, `{"userId":"u2","ttl":60}`, 60 * time.Second},
 		{"s3", `{"userId":"u3","ttl":0}`, `{"userId":"u3","ttl":0}`, 86400 * time.Second},
 		{"s4", `{"userId":"u4","ttl":null}`, `{"userId":"u4","ttl":null}`, 86400 * time.Second},
+		{"s5", `{"userId":"u5","ttl":60.0}`, `{"userId":"u5","ttl":60}`, 60 * time.Second},
+		{"s6", `{"userId":"u6","ttl":1e3}`, `{"userId":"u6","ttl":1000}`, 1000 * time.Second},
 	} {
 		status, answer, _ := r.post(t, "/api/vultr/valkey/session/"+tc.id, tc.body)
 		if status != 200 || string(answer) != "{\"success\":true}\n" {

@@ -138,7 +138,7 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 		}
 	}
 	if b.ttl != nil {
-		ttl, err := ev.text(b.ttl)
+		ttl, err := ev.jsText(b.ttl)
 		if err != nil {
 			return batchFail(ctx, err)
 		}
@@ -147,8 +147,8 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 			// that many seconds (its `ttl || 86400`).
 			ttl = strconv.FormatInt(b.ttlDefault, 10)
 		}
-		if item.TTL, err = strconv.ParseInt(ttl, 10, 64); err != nil || item.TTL < 0 {
-			return batchFail(ctx, &errBadField{field: "ttl", problem: "want a whole number of seconds, 0 or more"})
+		if item.TTL, err = strconv.ParseInt(ttl, 10, 64); err != nil || item.TTL < 0 || item.TTL > upstream.MaxTTLSeconds {
+			return batchFail(ctx, &errBadField{field: "ttl", problem: ttlProblem})
 		}
 	} else if b.ttlDefault > 0 {
 		item.TTL = b.ttlDefault
@@ -162,6 +162,10 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 	}
 	return writeBatchAnswer(ctx, fasthttp.StatusOK, answerSuccess)
 }
+
+// ttlProblem is what a ttl must be: more than MaxTTLSeconds would pass
+// Valkey's own limit, and past time.Duration's, and fail after queueing.
+var ttlProblem = "want a whole number of seconds, 0 to " + strconv.FormatInt(upstream.MaxTTLSeconds, 10)
 
 // batchPostgres resolves one value per column and answers in the app's
 // shape, {"success":true,"data":{...body, ...returning}}.
@@ -306,6 +310,17 @@ func (e *batchEval) text(t configs.Template) (string, error) {
 		}
 	}
 	return string(buf), nil
+}
+
+// jsText evaluates t as the app's String() of it: a template that is one
+// body placeholder gives its JSON value in JavaScript's form (1e3 is
+// "1000", 60.0 is "60"), as the op: batch path reads it; anything else
+// is its text.
+func (e *batchEval) jsText(t configs.Template) (string, error) {
+	if raw, ok := e.bodyJSON(t); ok {
+		return upstream.JSString(raw), nil
+	}
+	return e.text(t)
 }
 
 // json evaluates t as a JSON value: a template that is one body

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -107,7 +106,6 @@ func queueValkey(ctx context.Context, pipe redis.Pipeliner, it ValkeyItem) (redi
 	if it.TTL < 0 {
 		return nil, fmt.Errorf("valkey: negative ttl %d", it.TTL)
 	}
-	ttl := time.Duration(it.TTL) * time.Second
 	switch it.Op {
 	case ValkeySet:
 		text, err := appText(it.Value)
@@ -126,7 +124,9 @@ func queueValkey(ctx context.Context, pipe redis.Pipeliner, it ValkeyItem) (redi
 		if it.TTL == 0 {
 			return pipe.Persist(ctx, it.Key), nil
 		}
-		return pipe.Expire(ctx, it.Key, ttl), nil
+		// Whole seconds as they are: a time.Duration of them overflows
+		// past 292 years, and a negative EXPIRE deletes the key.
+		return pipe.Do(ctx, "expire", it.Key, it.TTL), nil
 	default:
 		return nil, fmt.Errorf("valkey: unknown op %q", it.Op)
 	}

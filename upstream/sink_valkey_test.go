@@ -171,6 +171,31 @@ func TestValkeySinkWritesAsTheAppDoes(t *testing.T) {
 	}
 }
 
+// TestValkeySinkExpireCenturies: an expire past time.Duration's range
+// (9223372037 s, 292 years) is sent as whole seconds, so the key keeps
+// that expiry rather than a negative one that would delete it.
+func TestValkeySinkExpireCenturies(t *testing.T) {
+	c, _ := countedClient(t)
+	key := servicetest.KeyPrefix(t) + "centuries"
+	ctx := context.Background()
+	if err := c.Set(ctx, key, "old", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 9223372037
+	results, err := NewValkeySink(c).Flush(ctx, []ValkeyItem{{Op: "expire", Key: key, TTL: ttl}})
+	if err != nil || len(results) != 1 || results[0].Err != nil {
+		t.Fatalf("Flush = %v, %v", results, err)
+	}
+	// TTL read raw: go-redis's Duration overflows here too.
+	left, err := c.Do(ctx, "ttl", key).Int64()
+	if err != nil || left < ttl-5 || left > ttl {
+		t.Errorf("TTL %d s (%v), want about %d", left, err, int64(ttl))
+	}
+	if got, err := c.Get(ctx, key).Result(); err != nil || got != "old" {
+		t.Errorf("GET = %q, %v; want the key kept", got, err)
+	}
+}
+
 // TestValkeySinkOnePipelinePerBatch: a full batch of sets is still one
 // round trip, and an empty one none.
 func TestValkeySinkOnePipelinePerBatch(t *testing.T) {

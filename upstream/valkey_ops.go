@@ -33,9 +33,10 @@ const NullOperationMessage = "Cannot read properties of null (reading 'key')"
 // which a batch set's result carries.
 const cacheSetFailed = "Failed to set cache value"
 
-// maxTTLSeconds keeps an expiry in milliseconds inside int64, as Valkey's
-// own check does: a longer SETEX is refused.
-const maxTTLSeconds = (1<<63 - 1) / 1000 / 2
+// MaxTTLSeconds keeps an expiry in milliseconds inside int64, as Valkey's
+// own check does: a longer SETEX is refused. The proxy refuses a longer
+// ttl with a 400 before the item is queued.
+const MaxTTLSeconds = (1<<63 - 1) / 1000 / 2
 
 // The operation types the app answers.
 const (
@@ -110,7 +111,7 @@ func ParseValkeyOps(body []byte) (*ValkeyOps, error) {
 			}
 			op.keyJSON = kj
 			if string(bytes.TrimSpace(k)) != "null" {
-				op.key = jsString(k)
+				op.key = JSString(k)
 			}
 		}
 		if op.typ == opSet {
@@ -157,8 +158,8 @@ func setexTTL(raw json.RawMessage) (seconds int64, refused bool) {
 	if raw[0] == '[' {
 		return 0, true
 	}
-	n, ok := redisInteger(jsString(raw))
-	if !ok || n <= 0 || n > maxTTLSeconds {
+	n, ok := redisInteger(JSString(raw))
+	if !ok || n <= 0 || n > MaxTTLSeconds {
 		return 0, true
 	}
 	return n, false
@@ -183,10 +184,12 @@ func truthyJSON(raw []byte) bool {
 	return true
 }
 
-// jsString is String(v) of a JSON value in JavaScript: a string's text,
-// a number in JavaScript's form, an array's elements joined by commas
-// (null as empty), an object "[object Object]".
-func jsString(raw []byte) string {
+// JSString is String(v) of a JSON value in JavaScript: a string's text,
+// a number in JavaScript's form (1e3 is "1000", 60.0 is "60"), an
+// array's elements joined by commas (null as empty), an object
+// "[object Object]". The app hands Valkey its arguments so, and the
+// proxy reads a ttl with it, so that both batch paths agree.
+func JSString(raw []byte) string {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return "undefined"
@@ -206,7 +209,7 @@ func jsString(raw []byte) string {
 		parts := make([]string, len(elems))
 		for i, e := range elems {
 			if string(bytes.TrimSpace(e)) != "null" {
-				parts[i] = jsString(e)
+				parts[i] = JSString(e)
 			}
 		}
 		return strings.Join(parts, ",")
