@@ -236,7 +236,8 @@ func (p *Proxy) postgresFlush(b *batchRoute, sink *upstream.PostgresSink, route 
 
 // wholeBatch reports whether err fails a batch whatever its items are: a
 // store that cannot be reached, a table that is not there, an endpoint
-// that failed (5xx, already retried once) or could not be reached, or a
+// that failed (5xx, already retried once), turned the batch away for its
+// load (429, 408: StatusError.Throttled) or could not be reached, or a
 // batch taken whose answer cannot be matched to its items
 // (coalesce.ErrResultCount, which the Batcher never splits either). Such
 // a batch is not split: against a store that is down, a batch of 100
@@ -249,7 +250,7 @@ func wholeBatch(err error) bool {
 	case errors.Is(err, upstream.ErrUnavailable), errors.Is(err, errNoTable), errors.Is(err, coalesce.ErrResultCount):
 		return true
 	case errors.As(err, &se):
-		return se.Status >= 500
+		return se.Status >= 500 || se.Throttled()
 	case errors.As(err, &ue):
 		return true
 	}

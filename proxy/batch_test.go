@@ -628,7 +628,8 @@ func TestNewID(t *testing.T) {
 // caller with 502 after one retry, without the batch being split into
 // more calls; one that answers 2xx without a results array (the batch
 // taken, its answer not split) fails each caller with 502 after one call
-// per batch; one that answers 4xx gives each caller its answer.
+// per batch; one that answers 408 fails each with 503 after one call per
+// batch; one that answers 4xx gives each caller its answer.
 func TestBatchEndpointFails(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -638,6 +639,7 @@ func TestBatchEndpointFails(t *testing.T) {
 	}{
 		{"5xx", 500, 502, func(b int64) uint64 { return uint64(2 * b) }},
 		{"2xx not split", 200, 502, func(b int64) uint64 { return uint64(b) }},
+		{"408", 408, 503, func(b int64) uint64 { return uint64(b) }},
 		{"4xx", 400, 400, func(int64) uint64 { return 1000 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -660,8 +662,14 @@ routes:
 			burst(n, func(i int) {
 				resp := get(t, c, "POST", "/api/raindrop/store-memory", "body", fmt.Sprintf(`{"text":"t%d"}`, i))
 				defer fasthttp.ReleaseResponse(resp)
-				if tc.want == 502 {
+				switch tc.want {
+				case 502:
 					errorBody(t, resp, 502, codeBatchFailed)
+				case 503: // turned away: not the items' fault, so not split
+					errorBody(t, resp, 503, codeUpstreamBusy)
+					if got := string(resp.Header.Peek("Retry-After")); got != "1" {
+						t.Errorf("Retry-After %q, want the default 1", got)
+					}
 				}
 				mu.Lock()
 				statuses[resp.StatusCode()]++
@@ -677,6 +685,48 @@ routes:
 					calls, s.Batches, s.Failures, tc.maxCalls(s.Batches), n)
 			}
 		})
+	}
+}
+
+// TestBatchEndpointThrottled: a batch the app turns away for its load
+// (429 from its rate limiter) is not split into more calls; each caller
+// gets 503 with the app's own Retry-After.
+func TestBatchEndpointThrottled(t *testing.T) {
+	app := shepherd.New(shepherd.Config{Now: fixedClock, RateLimit: true})
+	originAddr, err := app.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	direct := rawClient(originAddr)
+	for range 100 { // the limiter's whole window, from this address
+		fasthttp.ReleaseResponse(get(t, direct, "GET", "/api/vultr/health"))
+	}
+	cfg, err := configs.Parse("throttled.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: store-memory
+    match: {method: POST, path: /api/raindrop/store-memory}
+    batch: {sink: http, url: /api/raindrop/batch-store-memory, wrap: memories, split: results, max_wait: 20ms}
+`, originAddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr, adminAddr := startProxy(t, cfg)
+	c := rawClient(addr)
+	const n = 20
+	burst(n, func(i int) {
+		resp := get(t, c, "POST", "/api/raindrop/store-memory", "body", fmt.Sprintf(`{"text":"t%d"}`, i))
+		defer fasthttp.ReleaseResponse(resp)
+		errorBody(t, resp, 503, codeUpstreamBusy)
+		// The fixed clock keeps the whole 15-minute window ahead.
+		if got := string(resp.Header.Peek("Retry-After")); got != "900" {
+			t.Errorf("Retry-After %q, want the app's 900", got)
+		}
+	})
+	s := (&batchRig{admin: rawClient(adminAddr)}).batchStats(t, "store-memory")
+	if calls := count(app, "memory.batch"); calls != uint64(s.Batches) || s.Failures != n {
+		t.Errorf("%d calls for %d batches, %d failures; want one call per batch and %d failures", calls, s.Batches, s.Failures, n)
 	}
 }
 

@@ -113,7 +113,7 @@ func (p *Proxy) batchHTTP(wctx context.Context, ctx *fasthttp.RequestCtx, b *bat
 	res, err := b.http.Submit(wctx, item)
 	if err != nil {
 		var se *upstream.StatusError
-		if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
+		if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && !se.Throttled() {
 			// The endpoint refused the item itself (the batcher split
 			// the batch down to it): the app's own answer.
 			return writeBatchAnswer(ctx, se.Status, se.Body)
@@ -195,7 +195,8 @@ func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, rt
 }
 
 // batchFail answers err and returns its status. A 503 says when to come
-// back: the queue drains, and a store restarts, within moments.
+// back: when the app said, if it turned the batch away; otherwise soon,
+// as the queue drains, and a store restarts, within moments.
 func batchFail(ctx *fasthttp.RequestCtx, err error) int {
 	var missing *errMissingValue
 	var bad *errBadField
@@ -205,7 +206,12 @@ func batchFail(ctx *fasthttp.RequestCtx, err error) int {
 	fail(ctx, err)
 	status := ctx.Response.StatusCode()
 	if status == fasthttp.StatusServiceUnavailable {
-		ctx.Response.Header.Set("Retry-After", "1")
+		retryAfter := "1"
+		var se *upstream.StatusError
+		if errors.As(err, &se) && se.RetryAfter != "" {
+			retryAfter = se.RetryAfter
+		}
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, retryAfter)
 	}
 	return status
 }

@@ -28,6 +28,7 @@ const (
 	codeStoreUnavailable    = "store_unavailable"
 	codeWriteRejected       = "write_rejected"
 	codeBatchFailed         = "batch_failed"
+	codeUpstreamBusy        = "upstream_busy"
 )
 
 // errBodyTooLarge is returned by the body limit while a request body is
@@ -42,6 +43,7 @@ func statusFor(err error) (status int, code, msg string) {
 	var badField *errBadField
 	var pgErr *pgconn.PgError
 	var batch *errBatch
+	var se *upstream.StatusError
 	switch {
 	case errors.As(err, &missing):
 		return fasthttp.StatusBadRequest, codeBadRequest, missing.Error()
@@ -69,6 +71,8 @@ func statusFor(err error) (status int, code, msg string) {
 		return fasthttp.StatusBadRequest, codeBadRequest, "request body could not be read"
 	case errors.Is(err, context.DeadlineExceeded):
 		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "the write was not answered in time"
+	case errors.As(err, &se) && se.Throttled():
+		return fasthttp.StatusServiceUnavailable, codeUpstreamBusy, "the app is turning writes away for now; retry shortly"
 	case errors.As(err, &batch):
 		return fasthttp.StatusBadGateway, codeBatchFailed, "the batched write failed"
 	default:

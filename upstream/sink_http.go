@@ -28,11 +28,19 @@ type HTTPResult struct {
 
 // StatusError is a batch endpoint's answer other than 2xx: for the whole
 // batch, so no item has a result of its own. A 4xx names something in
-// the batch (the batcher splits it to find the item); a 5xx was already
-// retried once.
+// the batch (the batcher splits it to find the item), unless it is
+// Throttled; a 5xx was already retried once.
 type StatusError struct {
-	Status int
-	Body   []byte // the answer, for the caller or a log
+	Status     int
+	Body       []byte // the answer, for the caller or a log
+	RetryAfter string // the answer's Retry-After, if it had one
+}
+
+// Throttled reports whether the app turned the batch away for its load
+// (429 Too Many Requests, 408 Request Timeout), not for what it holds:
+// no half of it would fare better, and its callers should come back.
+func (e *StatusError) Throttled() bool {
+	return e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusRequestTimeout
 }
 
 // Error names the status; the answer's body is left to the caller.
@@ -104,11 +112,12 @@ func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPRe
 
 	var status int
 	var answer []byte
+	var retryAfter string
 	for attempt := range 2 {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("batch %s: %w", s.path, err)
 		}
-		status, answer, err = s.post(req)
+		status, answer, retryAfter, err = s.post(req)
 		if !retryable(status, err) || attempt == 1 {
 			break
 		}
@@ -117,7 +126,7 @@ func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPRe
 	case err != nil:
 		return nil, fmt.Errorf("batch %s: %w", s.path, err)
 	case status < 200 || status > 299:
-		return nil, &StatusError{Status: status, Body: answer}
+		return nil, &StatusError{Status: status, Body: answer, RetryAfter: retryAfter}
 	}
 	return s.results(answer, len(items))
 }
@@ -164,31 +173,33 @@ func retryable(status int, err error) bool {
 	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "write")
 }
 
-// post sends req and returns the answer's status and body, read whole.
-func (s *HTTPSink) post(req *fasthttp.Request) (int, []byte, error) {
+// post sends req and returns the answer's status, body (read whole) and
+// Retry-After.
+func (s *HTTPSink) post(req *fasthttp.Request) (status int, answer []byte, retryAfter string, err error) {
 	resp := fasthttp.AcquireResponse()
 	if err := s.client.Do(req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
-		return 0, nil, err
+		return 0, nil, "", err
 	}
-	status := resp.StatusCode()
+	status = resp.StatusCode()
+	retryAfter = string(resp.Header.Peek(fasthttp.HeaderRetryAfter))
 	if resp.BodyStream() == nil {
-		answer := append([]byte(nil), resp.Body()...)
+		answer = append([]byte(nil), resp.Body()...)
 		fasthttp.ReleaseResponse(resp)
-		return status, answer, nil
+		return status, answer, retryAfter, nil
 	}
 	// A long answer arrives as a stream: Body releases resp, and drops
 	// the connection when the answer is cut at the limit.
 	body := NewBody(resp)
-	answer, err := io.ReadAll(io.LimitReader(body, maxBatchAnswer+1))
+	answer, err = io.ReadAll(io.LimitReader(body, maxBatchAnswer+1))
 	body.CloseWithError(nil) //nolint:errcheck // only releases
 	if err == nil && len(answer) > maxBatchAnswer {
 		err = fmt.Errorf("answer over %d bytes", maxBatchAnswer)
 	}
 	if err != nil {
-		return 0, nil, answerError("batch "+s.path+" answer", err)
+		return 0, nil, "", answerError("batch "+s.path+" answer", err)
 	}
-	return status, answer, nil
+	return status, answer, retryAfter, nil
 }
 
 // results cuts the answer's split array into one result per item.
