@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -85,8 +86,11 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	cr := rt.cache
 	h := &ctx.Request.Header
 	// A shared cache never stores what credentials may have changed,
-	// unless the key holds them.
-	if (len(h.PeekBytes(hdrAuthorization)) > 0 && !cr.keyedAuth) || (len(h.PeekBytes(hdrCookie)) > 0 && !cr.cookies) {
+	// unless the key holds them; nor answers a write from the cache: only
+	// GET and HEAD are read from it, or the one method a route names (a
+	// search sent as POST, keyed on its body).
+	if (len(h.PeekBytes(hdrAuthorization)) > 0 && !cr.keyedAuth) || (len(h.PeekBytes(hdrCookie)) > 0 && !cr.cookies) ||
+		!cacheableMethod(rt, ctx.Method()) {
 		rt.stats.bypassed.Add(1)
 		p.pass(ctx, rt)
 		setCacheStatus(&ctx.Response.Header, outBypass, 0, 0)
@@ -152,6 +156,15 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		}
 	}
 	p.miss(ctx, rt, key, scratch, stale, now)
+}
+
+// cacheableMethod reports whether a request with method may be answered
+// from rt's cache.
+func cacheableMethod(rt *route, method []byte) bool {
+	if len(rt.method) > 0 {
+		return true // the route matched this method by name
+	}
+	return bytes.Equal(method, methodGet) || bytes.Equal(method, methodHead)
 }
 
 // lookup looks key up in the cache with the scratch's tags, keeping their

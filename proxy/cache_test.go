@@ -632,3 +632,52 @@ func TestCacheRouteDropsUnkeyedBody(t *testing.T) {
 		t.Errorf("%d upstream requests, want 1", got)
 	}
 }
+
+// TestCacheRouteMethods: a cache route that names no method serves GET
+// and HEAD from the cache and passes every other method to the app,
+// body and all: a write is never answered from the cache.
+func TestCacheRouteMethods(t *testing.T) {
+	app, c := cacheRig(t)
+	for i := range 2 {
+		resp := get(t, c, "DELETE", "/__origin/echo?v=del", "body", `{"n":1}`)
+		if got := string(resp.Header.Peek("Cache-Status")); got != "sheepdog; fwd=bypass" {
+			t.Errorf("DELETE %d: Cache-Status %q, want a bypass", i+1, got)
+		}
+		if got := string(resp.Header.Peek("X-Echo-Body-Len")); got != "7" {
+			t.Errorf("DELETE %d: the app got a body of %q bytes, want 7", i+1, got)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if got := count(app, "echo"); got != 2 {
+		t.Errorf("the app saw %d of 2 DELETEs", got)
+	}
+}
+
+// TestTagBodyNotForwarded: a body that only a tag reads is not part of
+// the key, so it is not sent to the app either: an answer built from it
+// would be handed to clients who sent another.
+func TestTagBodyNotForwarded(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	cfg, err := configs.Parse("tagbody.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: tagged
+    match: {method: POST, path: /__origin/echo}
+    cache: {ttl: 60s, key: {query: [v]}, tags: ["u:{body.u}"]}
+`, originAddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr, _ := startProxy(t, cfg)
+	c := rawClient(addr)
+	alice := get(t, c, "POST", "/__origin/echo?v=1", "body", `{"u":"alice","secret":1}`)
+	defer fasthttp.ReleaseResponse(alice)
+	if n := string(alice.Header.Peek("X-Echo-Body-Len")); n != "0" {
+		t.Errorf("the app got a body of %s bytes; want none, since the key reads none", n)
+	}
+	bob := get(t, c, "POST", "/__origin/echo?v=1", "body", `{"u":"bob","secret":2}`)
+	defer fasthttp.ReleaseResponse(bob)
+	if bytes.Contains(bob.Body(), []byte("alice")) {
+		t.Errorf("Bob got Alice's body: %s", bob.Body())
+	}
+}

@@ -23,6 +23,7 @@ type cacheRule struct {
 	cookies       bool // the key names cookies: requests with those may be stored
 	cookieNames   []string
 	needsBody     bool // a key field or tag reads the JSON body
+	keyedBody     bool // a key field reads it: the body goes upstream
 }
 
 // keyField is one allowlisted request value. label and absent are the
@@ -60,7 +61,7 @@ func compileCache(c *configs.CacheRule) (*cacheRule, error) {
 				cr.cookies = true
 				cr.cookieNames = append(cr.cookieNames, f.Name)
 			case src == configs.SourceBody:
-				cr.needsBody = true
+				cr.needsBody, cr.keyedBody = true, true
 			}
 		}
 		return nil

@@ -109,10 +109,10 @@ func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule, host string) *fasthtt
 			}
 		}
 	}
-	if cr.needsBody {
+	if cr.keyedBody {
 		// Read whole, within max_body_size, and keyed. Any other body on a
-		// cache route is not forwarded: the answer would depend on input
-		// outside the key, and reading it would have no bound.
+		// cache route is not forwarded, a body only a tag reads included:
+		// the answer would depend on input outside the key.
 		req.SetBody(ctx.Request.Body())
 	} else {
 		req.Header.SetContentLength(0) // the client's length no longer applies

@@ -31,20 +31,22 @@ var (
 
 // header is what request and response headers share for hop-by-hop removal.
 type header interface {
-	Peek(key string) []byte
-	PeekBytes(key []byte) []byte
+	PeekAll(key string) [][]byte
 	DelBytes(key []byte)
 }
 
 // stripHopByHop removes the hop-by-hop headers and every header the
-// Connection header names.
+// Connection header names, in any of its lines (one list, RFC 9110 §5.3).
 func stripHopByHop(h header) {
-	if conn := h.PeekBytes(hopByHop[0]); len(conn) > 0 {
-		for _, name := range bytes.Split(conn, []byte(",")) {
-			name = bytes.TrimSpace(name)
-			if len(name) > 0 {
-				h.DelBytes(name)
-			}
+	var buf [256]byte
+	names := buf[:0]
+	for _, line := range h.PeekAll("Connection") {
+		names = append(append(names, line...), ',')
+	}
+	// names is a copy: deleting headers may reuse what PeekAll viewed.
+	for name := range bytes.SplitSeq(names, []byte(",")) {
+		if name = bytes.TrimSpace(name); len(name) > 0 {
+			h.DelBytes(name)
 		}
 	}
 	for _, name := range hopByHop {
@@ -61,6 +63,9 @@ func prepareRequest(ctx *fasthttp.RequestCtx, out *fasthttp.RequestHeader) {
 	// The upstream connection is ours and kept alive whatever the client
 	// asked of its own.
 	out.ResetConnectionClose()
+	// A body without Content-Type goes without one: fasthttp would name
+	// it application/octet-stream.
+	out.SetNoDefaultContentType(true)
 
 	var ipBuf [64]byte
 	client := appendClientIP(ipBuf[:0], ctx)

@@ -48,6 +48,11 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) {
 
 	ctx.Request.Header.CopyTo(&req.Header)
 	prepareRequest(ctx, &req.Header)
+	if len(req.Header.Host()) == 0 {
+		// HTTP/1.0 may leave Host out, and a Connection header may name
+		// it; the app still needs one.
+		req.Header.SetHost(p.upstream.Host())
+	}
 
 	if n := ctx.Request.Header.ContentLength(); n > p.maxBody {
 		// Refused before a byte of it is read: the connection is closed,

@@ -246,6 +246,47 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
+// TestRawRequestHeaders: requests a client library would not send as
+// such, sent raw, reach the app as a proxy should pass them.
+func TestRawRequestHeaders(t *testing.T) {
+	origin, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") })
+	_, proxyAddr, _ := startProxy(t, testConfig(t, originAddr, ""))
+
+	t.Run("Connection on two lines", func(t *testing.T) {
+		head := rawHead(t, proxyAddr, "GET /api/x HTTP/1.1\r\nHost: t\r\nConnection: X-A\r\nConnection: X-B\r\n"+
+			"X-A: 1\r\nX-B: 2\r\nX-C: 3\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/1.1 200") {
+			t.Fatalf("answer %q", head)
+		}
+		for _, h := range []string{"X-A", "X-B"} {
+			if got := origin.header(h); len(got) != 0 {
+				t.Errorf("%s, named by a Connection line, reached the app: %q", h, got)
+			}
+		}
+		if got := origin.header("X-C"); len(got) != 1 {
+			t.Errorf("end-to-end X-C lost: %q", got)
+		}
+	})
+	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
+		head := rawHead(t, proxyAddr, "GET /api/x HTTP/1.0\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/1.1 200") && !strings.HasPrefix(head, "HTTP/1.0 200") {
+			t.Fatalf("answer %q, want the app's 200", head)
+		}
+		if got := origin.header("Host"); len(got) != 1 || got[0] != originAddr {
+			t.Errorf("Host at the app %q, want %q", got, originAddr)
+		}
+	})
+	t.Run("body without Content-Type", func(t *testing.T) {
+		head := rawHead(t, proxyAddr, "POST /api/x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+		if !strings.HasPrefix(head, "HTTP/1.1 200") {
+			t.Fatalf("answer %q", head)
+		}
+		if got := origin.header("Content-Type"); len(got) != 0 {
+			t.Errorf("Content-Type %q reached the app; the client sent none", got)
+		}
+	})
+}
+
 // rawHead sends one raw HTTP/1.1 request and returns the answer's status
 // line and headers exactly as they came over the wire; a client library
 // would fill in defaults of its own (fasthttp's adds a Content-Type).
