@@ -9,7 +9,7 @@ import (
 func TestDefaults(t *testing.T) {
 	src := head + `  - {name: c, match: {path: /c}, cache: {ttl: 1s}}
   - {name: h, match: {method: POST, path: /h}, batch: {sink: http, url: /hb}}
-  - {name: v, match: {method: POST, path: "/v/{k}"}, batch: {sink: valkey, key: "{path.k}", value: "{body.v}"}}
+  - {name: v, match: {method: POST, path: "/v/{k}"}, batch: {sink: valkey, key: "{path.k}", value: "{body.v}", addrs: ["127.0.0.1:6379"]}}
   - {name: empty, match: {path: /e}, pass: }
 `
 	cfg, err := ParseWithEnv("d.yaml", []byte(src), noEnv)

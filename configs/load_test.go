@@ -222,17 +222,17 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "valkey set without value",
-			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch:\n      sink: valkey\n      key: \"{path.k}\"\n",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch:\n      sink: valkey\n      key: \"{path.k}\"\n      addrs: [127.0.0.1:6379]\n",
 			want: []string{"bad.yaml:5: routes[0](w).batch.value: required for op set"},
 		},
 		{
 			name: "valkey del with a value",
-			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, op: del, key: \"{path.k}\", value: x}\n",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], op: del, key: \"{path.k}\", value: x}\n",
 			want: []string{"bad.yaml:5: routes[0](w).batch.value: op del takes no value"},
 		},
 		{
 			name: "valkey batch with key, value and ttl",
-			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: valkey\n      op: batch\n      key: \"{body.k}\"\n      value: \"{body.v}\"\n      ttl: \"{body.ttl=0}\"\n",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: valkey\n      op: batch\n      key: \"{body.k}\"\n      value: \"{body.v}\"\n      ttl: \"{body.ttl=0}\"\n      addrs: [127.0.0.1:6379]\n",
 			want: []string{
 				"bad.yaml:8: routes[0](w).batch.key: op batch takes no key",
 				"bad.yaml:9: routes[0](w).batch.value: op batch takes no value",
@@ -241,22 +241,22 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "valkey batch with a ttl only",
-			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: valkey, op: batch, ttl: \"60\"}\n",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], op: batch, ttl: \"60\"}\n",
 			want: []string{"bad.yaml:5: routes[0](w).batch.ttl: op batch takes no ttl"},
 		},
 		{
 			name: "valkey negative ttl_default",
-			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, key: \"{path.k}\", value: \"{body}\", ttl_default: -1}\n",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], key: \"{path.k}\", value: \"{body}\", ttl_default: -1}\n",
 			want: []string{"bad.yaml:5: routes[0](w).batch.ttl_default: must be 0 or more seconds, got -1"},
 		},
 		{
 			name: "valkey del with ttl_default",
-			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, op: del, key: \"{path.k}\", ttl_default: 60}\n",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], op: del, key: \"{path.k}\", ttl_default: 60}\n",
 			want: []string{"bad.yaml:5: routes[0](w).batch.ttl_default: op del takes no ttl"},
 		},
 		{
 			name: "valkey unknown op",
-			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: valkey, op: mset, key: k}\n",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], op: mset, key: k}\n",
 			want: []string{`bad.yaml:5: routes[0](w).batch.op: unknown op "mset" (want set, del, expire or batch)`},
 		},
 		{
@@ -281,6 +281,56 @@ func TestParseRejects(t *testing.T) {
 			name: "bad column name",
 			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres: {dsn: postgres://x}\nroutes:\n  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: postgres\n      table: orders\n      columns: {\"id; drop table x\": \"{body.id}\"}\n",
 			want: []string{`bad.yaml:9: routes[0](w).batch.columns.id; drop table x: bad column name "id; drop table x" (want a plain SQL identifier)`},
+		},
+		{
+			name: "path with too many segments",
+			yaml: head + "  - {name: p, match: {path: /a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q}, pass: {}}\n",
+			want: []string{`bad.yaml:3: routes[0](p).match.path: path "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q" has 17 segments, more than the 16 allowed`},
+		},
+		{
+			name: "path with too many parameters",
+			yaml: head + "  - name: p\n    match:\n      path: \"/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}\"\n    pass: {}\n",
+			want: []string{`bad.yaml:5: routes[0](p).match.path: path "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}" has 9 parameters, more than the 8 allowed`},
+		},
+		{
+			name: "valkey sink with no addresses anywhere",
+			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch:\n      sink: valkey\n      key: \"{path.k}\"\n      value: \"{body}\"\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.addrs: required: a valkey sink writes to these addresses, or else to cache.l2.addrs, and neither is set"},
+		},
+		{
+			name: "postgres dsn pgx cannot parse",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres:\n  dsn: not a dsn\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:3: postgres.dsn: cannot parse the DSN: failed to parse as keyword/value (invalid keyword/value)"},
+		},
+		{
+			name: "postgres dsn error never shows the password",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres: {dsn: \"postgres://u:s3cret@db:port/x\"}\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:2: postgres.dsn: cannot parse the DSN: invalid port"},
+		},
+		{
+			name: "upstream port 0",
+			yaml: "upstream: {url: \"http://127.0.0.1:0\"}\nroutes:\n" + catchAll,
+			want: []string{`bad.yaml:1: upstream.url: bad url "http://127.0.0.1:0": port 0 out of range (want 1 to 65535)`},
+		},
+		{
+			name: "upstream port above 65535",
+			yaml: "upstream: {url: \"http://127.0.0.1:65536\"}\nroutes:\n" + catchAll,
+			want: []string{`bad.yaml:1: upstream.url: bad url "http://127.0.0.1:65536": port 65536 out of range (want 1 to 65535)`},
+		},
+		{
+			name: "http sink url with a space",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: http\n      url: \"/batch items\"\n",
+			want: []string{`bad.yaml:7: routes[0](w).batch.url: "/batch items" has " " at byte 6: a request path holds no spaces or control characters (percent-encode them)`},
+		},
+		{
+			name: "http sink url with a control character",
+			yaml: head + "  - {name: w, match: {method: POST, path: /w}, batch: {sink: http, url: \"/batch\\r\\nX: y\"}}\n",
+			want: []string{`bad.yaml:3: routes[0](w).batch.url: "/batch\r\nX: y" has "\r" at byte 6: a request path holds no spaces or control characters (percent-encode them)`},
+		},
+		{
+			name: "empty cache key prefix",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\ncache:\n  l2:\n    key_prefix: \"\"\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:4: cache.l2.key_prefix: must not be empty: the Valkey is shared, so every cache key needs a prefix (leave the key out for sheepdog:)"},
 		},
 		{
 			name: "batch on GET",

@@ -14,10 +14,19 @@ type Segment struct {
 	Param   string
 }
 
+// The bounds of one path template. The router keeps a match's parameters
+// in fixed arrays, so that matching never allocates; ParsePath enforces
+// both, so a config that validates also compiles.
+const (
+	MaxPathSegments = 16
+	MaxPathParams   = 8
+)
+
 // ParsePath reads a path template such as "/users/{userId}/profile".
 // Parameters are whole segments named like Go identifiers; a trailing
 // slash is allowed and ignored (the router accepts one either way), so
-// "/" has no segments at all. The error says what to change.
+// "/" has no segments at all. A template has at most MaxPathSegments
+// segments and MaxPathParams parameters. The error says what to change.
 func ParsePath(p string) ([]Segment, error) {
 	if !strings.HasPrefix(p, "/") {
 		return nil, fmt.Errorf("path %q must start with /", p)
@@ -43,6 +52,12 @@ func ParsePath(p string) ([]Segment, error) {
 			params[seg.Param] = true
 		}
 		segs = append(segs, seg)
+	}
+	if len(segs) > MaxPathSegments {
+		return nil, fmt.Errorf("path %q has %d segments, more than the %d allowed", p, len(segs), MaxPathSegments)
+	}
+	if len(params) > MaxPathParams {
+		return nil, fmt.Errorf("path %q has %d parameters, more than the %d allowed", p, len(params), MaxPathParams)
 	}
 	return segs, nil
 }

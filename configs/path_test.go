@@ -46,3 +46,20 @@ func TestParsePath(t *testing.T) {
 		})
 	}
 }
+
+// TestParsePathLimits checks that the bounds themselves are allowed: the
+// router takes MaxPathSegments segments and MaxPathParams parameters.
+func TestParsePathLimits(t *testing.T) {
+	for _, p := range []string{
+		"/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/i/j/k/l/m/n/o/p",
+		"/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/i/j/k/l/m/n/o/p/",
+	} {
+		segs, err := ParsePath(p)
+		if err != nil {
+			t.Fatalf("ParsePath(%q): %v", p, err)
+		}
+		if len(segs) != MaxPathSegments || len(pathParams(segs)) != MaxPathParams {
+			t.Fatalf("ParsePath(%q): %d segments, %d parameters", p, len(segs), len(pathParams(segs)))
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -9,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // validator checks a decoded Config. It places each problem at the line of
@@ -24,6 +28,10 @@ func validate(c *Config, d *decoder) {
 	v.addrs("cache.l2.addrs", c.Cache.L2.Addrs)
 	positive(v, "cache.l1.max_bytes", c.Cache.L1.MaxBytes)
 	positive(v, "cache.l2.timeout", c.Cache.L2.Timeout)
+	if c.Cache.L2.KeyPrefix == "" {
+		v.problem("cache.l2.key_prefix", "must not be empty: the Valkey is shared, so every cache key needs a prefix (leave the key out for sheepdog:)")
+	}
+	v.dsn(c.Postgres.DSN)
 	if c.Telemetry.ServiceName == "" {
 		v.problem("telemetry.service_name", "must not be empty")
 	}
@@ -103,6 +111,10 @@ func (v validator) upstream(u *Upstream) {
 		v.problem("upstream.url", "bad url %q (want http://host:port)", u.URL)
 	case p.User != nil || p.RawQuery != "" || p.Fragment != "" || (p.Path != "" && p.Path != "/"):
 		v.problem("upstream.url", "bad url %q: only http://host:port (requests keep their own path)", u.URL)
+	case p.Port() != "":
+		if n, err := strconv.Atoi(p.Port()); err != nil || n < 1 || n > 65535 {
+			v.problem("upstream.url", "bad url %q: port %s out of range (want 1 to 65535)", u.URL, p.Port())
+		}
 	}
 	positive(v, "upstream.timeout", u.Timeout)
 	positive(v, "upstream.max_conns", u.MaxConns)
@@ -165,7 +177,7 @@ func (v validator) routes(c *Config) {
 			}
 		}
 		if r.Batch != nil {
-			v.batchRule(rk+".batch", r.Batch, sc)
+			v.batchRule(rk+".batch", r.Batch, sc, c.Cache.L2.Addrs)
 			if r.Batch.Sink == SinkPostgres && postgresSink == "" {
 				postgresSink = rk + ".batch.sink"
 			}
@@ -313,7 +325,7 @@ var sinkKeys = []struct {
 	{SinkPostgres, []string{"table", "columns", "returning"}},
 }
 
-func (v validator) batchRule(bk string, b *BatchRule, sc scope) {
+func (v validator) batchRule(bk string, b *BatchRule, sc scope, l2Addrs []string) {
 	positive(v, bk+".max_items", b.MaxItems)
 	positive(v, bk+".max_bytes", b.MaxBytes)
 	positive(v, bk+".max_wait", b.MaxWait)
@@ -334,9 +346,11 @@ func (v validator) batchRule(bk string, b *BatchRule, sc scope) {
 			v.problem(bk+".url", "required: the batch endpoint's path on the upstream")
 		} else if !strings.HasPrefix(b.URL, "/") {
 			v.problem(bk+".url", "must be a path starting with /, got %q", b.URL)
+		} else if i := strings.IndexFunc(b.URL, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+			v.problem(bk+".url", "%q has %q at byte %d: a request path holds no spaces or control characters (percent-encode them)", b.URL, b.URL[i:i+1], i)
 		}
 	case SinkValkey:
-		v.valkeySink(bk, b, sc)
+		v.valkeySink(bk, b, sc, l2Addrs)
 	case SinkPostgres:
 		v.postgresSink(bk, b, sc)
 	case "":
@@ -346,8 +360,11 @@ func (v validator) batchRule(bk string, b *BatchRule, sc scope) {
 	}
 }
 
-func (v validator) valkeySink(bk string, b *BatchRule, sc scope) {
+func (v validator) valkeySink(bk string, b *BatchRule, sc scope, l2Addrs []string) {
 	v.addrs(bk+".addrs", b.Addrs)
+	if len(b.Addrs) == 0 && len(l2Addrs) == 0 && !v.unreadable["cache.l2.addrs"] {
+		v.problem(bk+".addrs", "required: a valkey sink writes to these addresses, or else to cache.l2.addrs, and neither is set")
+	}
 	if !slices.Contains([]string{OpSet, OpDel, OpExpire, OpBatch}, b.Op) {
 		v.problem(bk+".op", "unknown op %q (want set, del, expire or batch)", b.Op)
 		return
@@ -399,6 +416,40 @@ func (v validator) postgresSink(bk string, b *BatchRule, sc scope) {
 			v.problem(rk, "bad column name %q (want a plain SQL identifier)", col)
 		}
 	}
+}
+
+// dsn parses postgres.dsn as the postgres sinks will, with pgxpool's own
+// parser, so that a DSN it cannot read is reported here with its line and
+// not when the proxy starts. pgx echoes the DSN in its error with the
+// password masked as best it can; the echo is cut, so no password is ever
+// printed, and the rest is pgx's own message.
+func (v validator) dsn(dsn string) {
+	if dsn == "" {
+		return
+	}
+	_, err := pgxpool.ParseConfig(dsn)
+	if err == nil {
+		return
+	}
+	v.problem("postgres.dsn", "%s", dsnError(dsn, err))
+}
+
+// dsnError is pgx's message for err without the DSN it quotes.
+func dsnError(dsn string, err error) string {
+	const quote = "cannot parse `"
+	msg := err.Error()
+	var pe *pgconn.ParseConfigError
+	// Redaction only masks and never adds a backquote, so in a DSN with
+	// none the first backquote after the opening one closes the quote.
+	if errors.As(err, &pe) && !strings.Contains(dsn, "`") && strings.HasPrefix(msg, quote) {
+		if _, rest, ok := strings.Cut(msg[len(quote):], "`"); ok {
+			return "cannot parse the DSN" + rest
+		}
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return fmt.Sprintf("cannot parse the DSN (%v)", inner)
+	}
+	return "cannot parse the DSN"
 }
 
 // isSQLIdent accepts names that need no quoting, within PostgreSQL's

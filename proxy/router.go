@@ -9,8 +9,9 @@ import (
 )
 
 // maxParams bounds the path parameters of one template; Params lives on the
-// stack, so a match never allocates.
-const maxParams = 8
+// stack, so a match never allocates. configs.ParsePath enforces it, so a
+// config that validates never exceeds it.
+const maxParams = configs.MaxPathParams
 
 // route is one compiled entry of the route table.
 type route struct {
@@ -71,9 +72,6 @@ func newRouter(cfgs []configs.Route) (*router, error) {
 			if err != nil {
 				return nil, fmt.Errorf("route %s: %w", c.Name, err)
 			}
-			if len(segs) > maxParams*2 {
-				return nil, fmt.Errorf("route %s: path has too many segments", c.Name)
-			}
 			params := 0
 			for _, s := range segs {
 				if s.Param != "" {
@@ -83,7 +81,7 @@ func newRouter(cfgs []configs.Route) (*router, error) {
 					rt.segs = append(rt.segs, segment{literal: []byte(s.Literal)})
 				}
 			}
-			if params > maxParams {
+			if params > maxParams { // unreachable past ParsePath; Params would overflow
 				return nil, fmt.Errorf("route %s: more than %d path parameters", c.Name, maxParams)
 			}
 		}
