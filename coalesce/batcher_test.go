@@ -493,17 +493,7 @@ func TestBatcherWrongResultCount(t *testing.T) {
 			s := newSink()
 			s.extra = extra
 			b := startBatcher(t, BatcherConfig{MaxWait: time.Minute, MaxInFlight: 1}, s)
-			out := behindGate(t, b, jobs(0, 0, 0, 0, 0))
-			s.open()
-			for id, o := range collect(t, out, 6) {
-				if !errors.Is(o.err, ErrResultCount) || o.res != "" {
-					t.Errorf("job %d: %q, %v; want %v", id, o.res, o.err, ErrResultCount)
-				}
-			}
-			// The gate's batch of one and the batch of five.
-			if st := b.Stats(); st.Splits != 0 || st.Flushes != 2 || st.Failures != 6 {
-				t.Errorf("stats %+v, want 2 flushes, no split, 6 failures", st)
-			}
+			wantResultCountFailures(t, b, s)
 		})
 	}
 }
@@ -517,6 +507,14 @@ func TestBatcherFlushReportsResultCount(t *testing.T) {
 	s := newSink()
 	s.fail = fmt.Errorf("answer not JSON: %w", ErrResultCount)
 	b := startBatcher(t, BatcherConfig{MaxWait: time.Minute, MaxInFlight: 1}, s)
+	wantResultCountFailures(t, b, s)
+}
+
+// wantResultCountFailures sends a batch of one behind s's gate and a batch
+// of five after it, and wants every job failed with ErrResultCount, in two
+// flushes and no split.
+func wantResultCountFailures(t *testing.T, b *Batcher[job, string], s *sink) {
+	t.Helper()
 	out := behindGate(t, b, jobs(0, 0, 0, 0, 0))
 	s.open()
 	for id, o := range collect(t, out, 6) {

@@ -86,8 +86,16 @@ func get(t testing.TB, c *fasthttp.HostClient, method, uri string, headers ...st
 // routes (L1 only), and a client for it.
 func cacheRig(t *testing.T) (*shepherd.App, *fasthttp.HostClient) {
 	t.Helper()
+	return cacheRigWith(t, func(*configs.Config) {})
+}
+
+// cacheRigWith is cacheRig with cacheConfig changed by edit first.
+func cacheRigWith(t *testing.T, edit func(cfg *configs.Config)) (*shepherd.App, *fasthttp.HostClient) {
+	t.Helper()
 	app, originAddr := startOrigin(t)
-	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	cfg := cacheConfig(t, originAddr, "")
+	edit(cfg)
+	_, addr, _ := startProxy(t, cfg)
 	return app, rawClient(addr)
 }
 
@@ -465,11 +473,7 @@ func TestOddUpstreamStatus(t *testing.T) {
 // The echo route's answers carry no Vary, so the refresh's second look
 // into the cache finds the copy itself, still fresh: it must fetch anyway.
 func TestEarlyRefresh(t *testing.T) {
-	app, originAddr := startOrigin(t)
-	cfg := cacheConfig(t, originAddr, "")
-	cfg.Routes[4].Cache.TTL = time.Second
-	_, addr, _ := startProxy(t, cfg)
-	c := rawClient(addr)
+	app, c := cacheRigWith(t, func(cfg *configs.Config) { cfg.Routes[4].Cache.TTL = time.Second })
 	app.SetLatency("echo", 100*time.Millisecond)
 	const uri = "/__origin/echo?v=early"
 	filled := time.Now() // the copy is stored a little after, fresh for 1s
@@ -497,12 +501,10 @@ func TestEarlyRefresh(t *testing.T) {
 // TestStaleIfError: with the app down, a stale copy inside its window is
 // answered and marked; past the window, a JSON 502.
 func TestStaleIfError(t *testing.T) {
-	app, originAddr := startOrigin(t)
-	cfg := cacheConfig(t, originAddr, "")
-	cfg.Routes[4].Cache.TTL = 100 * time.Millisecond
-	cfg.Routes[4].Cache.StaleIfError = 500 * time.Millisecond
-	_, addr, _ := startProxy(t, cfg)
-	c := rawClient(addr)
+	app, c := cacheRigWith(t, func(cfg *configs.Config) {
+		cfg.Routes[4].Cache.TTL = 100 * time.Millisecond
+		cfg.Routes[4].Cache.StaleIfError = 500 * time.Millisecond
+	})
 	fasthttp.ReleaseResponse(get(t, c, "GET", "/__origin/echo?v=sie"))
 	app.Close() // the app is down: connections are refused
 
@@ -524,11 +526,7 @@ func TestStaleIfError(t *testing.T) {
 // window are all answered at once from the stale copy, and the app sees
 // exactly one refresh.
 func TestStaleWhileRevalidate(t *testing.T) {
-	app, originAddr := startOrigin(t)
-	cfg := cacheConfig(t, originAddr, "")
-	cfg.Routes[0].Cache.TTL = time.Second
-	_, addr, _ := startProxy(t, cfg)
-	c := rawClient(addr)
+	app, c := cacheRigWith(t, func(cfg *configs.Config) { cfg.Routes[0].Cache.TTL = time.Second })
 	c.MaxConns = 100
 	const uri = "/api/vultr/postgres/products?category=coats"
 	fasthttp.ReleaseResponse(get(t, c, "GET", uri))

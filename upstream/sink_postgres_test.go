@@ -152,11 +152,10 @@ func TestPostgresSinkCopy(t *testing.T) {
 	}
 }
 
-// TestPostgresSinkConstraintFailsBatch: a duplicate primary key fails the
-// whole batch, with PostgreSQL's error and none of its rows written, so
-// the batcher can split it; the same rows without the bad one land.
-func TestPostgresSinkConstraintFailsBatch(t *testing.T) {
-	pool, table := ordersTable(t, 2)
+// bothWriteModes runs f for the sink writing with INSERT … RETURNING and
+// for the sink writing with COPY, each as a subtest named after its mode.
+func bothWriteModes(t *testing.T, pool *pgxpool.Pool, table string, f func(t *testing.T, name string, sink *PostgresSink)) {
+	t.Helper()
 	for _, returning := range [][]string{{"order_id"}, nil} {
 		name := "insert returning"
 		if returning == nil {
@@ -167,36 +166,46 @@ func TestPostgresSinkConstraintFailsBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, b := order(name+"_a", "u", `[]`, "1"), order(name+"_b", "u", `[]`, "2")
-			tests := []struct {
-				name  string
-				items []PostgresItem
-				code  string // the PgError's code, "" for success
-				rows  int    // rows of a and b in the table afterwards
-			}{
-				{"duplicate within the batch", []PostgresItem{a, b, a}, "23505", 0},
-				{"without the bad row", []PostgresItem{a}, "", 1},
-				{"duplicate of a stored row", []PostgresItem{b, a}, "23505", 1},
-				{"not a number", []PostgresItem{b, order(name+"_c", "u", `[]`, "cheap")}, "22P02", 1},
-				{"not JSON", []PostgresItem{b, order(name+"_c", "u", `{oops`, "1")}, "22P02", 1},
-			}
-			for _, tt := range tests {
-				t.Run(tt.name, func(t *testing.T) {
-					results, err := sink.Flush(context.Background(), tt.items)
-					var pgErr *pgconn.PgError
-					if tt.code == "" && (err != nil || len(results) != len(tt.items)) {
-						t.Fatalf("Flush = %d results, %v", len(results), err)
-					}
-					if tt.code != "" && (!errors.As(err, &pgErr) || pgErr.Code != tt.code || errors.Is(err, ErrUnavailable) || results != nil) {
-						t.Fatalf("Flush = %v, %v; want PostgreSQL's %s for the batch", results, err, tt.code)
-					}
-					if got := countOrders(t, pool, table, name+"_a", name+"_b", name+"_c"); got != tt.rows {
-						t.Fatalf("%d rows in the table, want %d", got, tt.rows)
-					}
-				})
-			}
+			f(t, name, sink)
 		})
 	}
+}
+
+// TestPostgresSinkConstraintFailsBatch: a duplicate primary key fails the
+// whole batch, with PostgreSQL's error and none of its rows written, so
+// the batcher can split it; the same rows without the bad one land.
+func TestPostgresSinkConstraintFailsBatch(t *testing.T) {
+	pool, table := ordersTable(t, 2)
+	bothWriteModes(t, pool, table, func(t *testing.T, name string, sink *PostgresSink) {
+		a, b := order(name+"_a", "u", `[]`, "1"), order(name+"_b", "u", `[]`, "2")
+		tests := []struct {
+			name  string
+			items []PostgresItem
+			code  string // the PgError's code, "" for success
+			rows  int    // rows of a and b in the table afterwards
+		}{
+			{"duplicate within the batch", []PostgresItem{a, b, a}, "23505", 0},
+			{"without the bad row", []PostgresItem{a}, "", 1},
+			{"duplicate of a stored row", []PostgresItem{b, a}, "23505", 1},
+			{"not a number", []PostgresItem{b, order(name+"_c", "u", `[]`, "cheap")}, "22P02", 1},
+			{"not JSON", []PostgresItem{b, order(name+"_c", "u", `{oops`, "1")}, "22P02", 1},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				results, err := sink.Flush(context.Background(), tt.items)
+				var pgErr *pgconn.PgError
+				if tt.code == "" && (err != nil || len(results) != len(tt.items)) {
+					t.Fatalf("Flush = %d results, %v", len(results), err)
+				}
+				if tt.code != "" && (!errors.As(err, &pgErr) || pgErr.Code != tt.code || errors.Is(err, ErrUnavailable) || results != nil) {
+					t.Fatalf("Flush = %v, %v; want PostgreSQL's %s for the batch", results, err, tt.code)
+				}
+				if got := countOrders(t, pool, table, name+"_a", name+"_b", name+"_c"); got != tt.rows {
+					t.Fatalf("%d rows in the table, want %d", got, tt.rows)
+				}
+			})
+		}
+	})
 }
 
 // TestPostgresSinkRowsSkipped: a trigger that skips a row makes the
@@ -215,26 +224,16 @@ func TestPostgresSinkRowsSkipped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, returning := range [][]string{{"order_id"}, nil} {
-		name := "insert returning"
-		if returning == nil {
-			name = "copy"
+	bothWriteModes(t, pool, table, func(t *testing.T, name string, sink *PostgresSink) {
+		items := []PostgresItem{order(name+"_a", "u", `[]`, "1"), order(name+"_b", "skip", `[]`, "2")}
+		results, err := sink.Flush(ctx, items)
+		if !errors.Is(err, ErrAnswerUnreadable) || results != nil {
+			t.Fatalf("Flush = %v, %v; want ErrAnswerUnreadable", results, err)
 		}
-		t.Run(name, func(t *testing.T) {
-			sink, err := NewPostgresSink(pool, table, orderColumns, returning)
-			if err != nil {
-				t.Fatal(err)
-			}
-			items := []PostgresItem{order(name+"_a", "u", `[]`, "1"), order(name+"_b", "skip", `[]`, "2")}
-			results, err := sink.Flush(ctx, items)
-			if !errors.Is(err, ErrAnswerUnreadable) || results != nil {
-				t.Fatalf("Flush = %v, %v; want ErrAnswerUnreadable", results, err)
-			}
-			if got := countOrders(t, pool, table, name+"_a", name+"_b"); got != 1 {
-				t.Errorf("%d rows in the table, want 1", got)
-			}
-		})
-	}
+		if got := countOrders(t, pool, table, name+"_a", name+"_b"); got != 1 {
+			t.Errorf("%d rows in the table, want 1", got)
+		}
+	})
 }
 
 // TestPostgresSinkPoolStats: the pool's counts in the app's shape, and a
