@@ -69,6 +69,11 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:3: routes[0](all).pass.stream: unknown key (pass takes no keys: write pass: {})"},
 		},
 		{
+			name: "header size past the limit",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nserver: {max_header_size: 8GiB}\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:2: server.max_header_size: at most 1MiB (every connection's read buffer is this size), got 8GiB"},
+		},
+		{
 			name: "duplicate key",
 			yaml: "upstream: {url: http://127.0.0.1:3001}\nlisten: 127.0.0.1:1\nlisten: 127.0.0.1:2\nroutes:\n" + catchAll,
 			want: []string{"bad.yaml:3: listen: duplicate key (first at line 2)"},

@@ -124,9 +124,17 @@ func (v validator) upstream(u *Upstream) {
 	}
 }
 
+// MaxHeaderSizeLimit bounds server.max_header_size.
+const MaxHeaderSizeLimit ByteSize = 1 << 20
+
 func (v validator) server(s *Server) {
 	positive(v, "server.max_body_size", s.MaxBodySize)
 	positive(v, "server.max_header_size", s.MaxHeaderSize)
+	if s.MaxHeaderSize > MaxHeaderSizeLimit {
+		// It is every connection's read buffer: 8GiB would be 8GiB each.
+		v.problem("server.max_header_size", "at most %v (every connection's read buffer is this size), got %v",
+			MaxHeaderSizeLimit, s.MaxHeaderSize)
+	}
 	positive(v, "server.max_conns", s.MaxConns)
 	for _, d := range []struct {
 		key string
