@@ -3,6 +3,8 @@ package cachelayer
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,4 +339,48 @@ func TestCacheConcurrentL2Lookups(t *testing.T) {
 	if s := reader.Stats().L2; s.Hits != workers*perWorker || s.Errors != 0 {
 		t.Fatalf("L2 stats = %+v; want %d hits", s, workers*perWorker)
 	}
+}
+
+// TestCacheSubscriptionBacksOff: a subscription that comes up but cannot
+// read the bans (here the bans key holds a string) is retried with a
+// growing backoff, not every 50ms, and the fault is logged once.
+func TestCacheSubscriptionBacksOff(t *testing.T) {
+	addr := servicetest.RedisAddr(t)
+	prefix := servicetest.KeyPrefix(t)
+	raw := rawClient(t, addr)
+	if err := raw.Set(context.Background(), prefix+"bans", "not a sorted set", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	var mu sync.Mutex
+	c, err := New(configs.Cache{
+		L1: configs.L1{MaxBytes: 1 << 20},
+		L2: configs.L2{Addrs: []string{addr}, KeyPrefix: prefix, Timeout: testL2Timeout},
+	}, slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	time.Sleep(2 * time.Second)
+	// 50ms doubling to 1s: about 6 tries in 2s; every 50ms would be 40.
+	if n := c.Stats().L1Flushes; n > 10 {
+		t.Errorf("%d L1 clears in 2s: the resubscription does not back off", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logged.String(), "subscription lost"); n != 1 {
+		t.Errorf("the same fault was logged %d times, want once:\n%s", n, logged.String())
+	}
+}
+
+// lockedWriter serialises writes to a builder read by the test.
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }

@@ -3,6 +3,7 @@ package cachelayer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -64,6 +65,7 @@ func (c *Cache) stopSubscriber() {
 func (c *Cache) runSubscriber(ctx context.Context, ready chan struct{}) {
 	defer close(c.subDone)
 	backoff := resubscribeFirst
+	warned := "" // the loss last logged, so a fault that persists is logged once
 	for {
 		sub := c.l2.subscribe(ctx)
 		c.subMu.Lock()
@@ -73,15 +75,22 @@ func (c *Cache) runSubscriber(ctx context.Context, ready chan struct{}) {
 			_ = sub.Close()
 			return
 		}
-		live, err := c.listen(ctx, sub, ready)
+		live, settled, err := c.listen(ctx, sub, ready)
 		_ = sub.Close()
 		if ctx.Err() != nil {
 			return
 		}
+		if settled {
+			// It worked for a while: the next loss is news, and is
+			// retried at once.
+			backoff, warned = resubscribeFirst, ""
+		}
 		if live {
 			c.flushL1()
-			c.log.Warn("l2 invalidation subscription lost; L1 cleared", "error", err)
-			backoff = resubscribeFirst
+			if msg := fmt.Sprint(err); msg != warned {
+				c.log.Warn("l2 invalidation subscription lost; L1 cleared", "error", err)
+				warned = msg
+			}
 		}
 		select {
 		case <-time.After(backoff):
@@ -93,8 +102,11 @@ func (c *Cache) runSubscriber(ctx context.Context, ready chan struct{}) {
 }
 
 // listen receives on sub until it fails. live reports whether sub was
-// ever subscribed.
-func (c *Cache) listen(ctx context.Context, sub *redis.PubSub, ready chan struct{}) (live bool, err error) {
+// ever subscribed; settled, whether the bans were then read as well, so
+// that the subscription was in full use. A subscription that comes up
+// but cannot read the bans (Valkey slower than the L2 timeout, an ACL
+// that refuses the read) is not settled, and is retried with backoff.
+func (c *Cache) listen(ctx context.Context, sub *redis.PubSub, ready chan struct{}) (live, settled bool, err error) {
 	pinged := false
 	for {
 		m, err := sub.ReceiveTimeout(ctx, subscribePing)
@@ -103,11 +115,11 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub, ready chan struct
 			if errors.As(err, &ne) && ne.Timeout() && !pinged {
 				pinged = true
 				if err := sub.Ping(ctx); err != nil {
-					return live, err
+					return live, settled, err
 				}
 				continue
 			}
-			return live, err
+			return live, settled, err
 		}
 		pinged = false
 		switch m := m.(type) {
@@ -117,8 +129,9 @@ func (c *Cache) listen(ctx context.Context, sub *redis.PubSub, ready chan struct
 			}
 			live = true
 			if err := c.subscribed(ctx, ready); err != nil {
-				return live, err
+				return live, settled, err
 			}
+			settled = true
 		case *redis.Message:
 			c.receive([]byte(m.Payload))
 		}
