@@ -193,7 +193,9 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 	req := cacheRequest(ctx, rt.cache, p.upstream.Host())
 	tags, versions := scratch.ownTags()
 	path := string(ctx.Path())
-	var waitFrom context.Context = ctx
+	// Not the RequestCtx: fasthttp ends it when shutdown begins, and a
+	// request in flight is to be finished, not answered 504.
+	waitFrom := context.Background()
 	var span trace.Span
 	if parent := spanParent(ctx); parent != nil {
 		// The flight's fetch keeps this context's values: its upstream

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -15,28 +16,42 @@ import (
 // TestShutdownFinishesInFlight starts slow requests, shuts down while they
 // wait on the app, and expects every one answered in full.
 func TestShutdownFinishesInFlight(t *testing.T) {
+	// On a pass route each request streams from the app; on a cache route
+	// they miss, five keys of four requests each, leaders and waiters.
+	for _, tc := range []struct {
+		name string
+		cfg  func(t *testing.T, originAddr string) *configs.Config
+	}{
+		{"pass", func(t *testing.T, originAddr string) *configs.Config { return testConfig(t, originAddr, "") }},
+		{"cache miss", func(t *testing.T, originAddr string) *configs.Config { return cacheConfig(t, originAddr, "") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { shutdownFinishesInFlight(t, tc.cfg) })
+	}
+}
+
+func shutdownFinishesInFlight(t *testing.T, cfg func(t *testing.T, originAddr string) *configs.Config) {
 	app, originAddr := startOrigin(t)
 	app.SetLatency("echo", 300*time.Millisecond)
-	p, addr, served := serveUntilShutdown(t, testConfig(t, originAddr, ""))
+	p, addr, served := serveUntilShutdown(t, cfg(t, originAddr))
 	c := rawClient(addr)
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan string, n)
-	for range n {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI("/__origin/echo?size=100000")
+			req.SetRequestURI(fmt.Sprintf("/__origin/echo?size=100000&v=%d", i%5))
 			req.Header.SetHost("t")
 			if err := c.Do(req, resp); err != nil {
 				errs <- err.Error()
 				return
 			}
 			if resp.StatusCode() != 200 || len(resp.Body()) != 100000 {
-				errs <- "incomplete answer"
+				errs <- fmt.Sprintf("answer %d with %d bytes", resp.StatusCode(), len(resp.Body()))
 			}
 		}()
 	}
