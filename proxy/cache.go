@@ -221,6 +221,7 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 			writeEntry(ctx, stale, time.Now().UnixNano(), outStaleError, 0)
 			return
 		}
+		rt.stats.missAnswers.Add(1)
 		writeError(ctx, fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "upstream did not answer in time")
 		setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
 	case f.err != nil || (f.entry != nil && f.entry.Status >= 500):
@@ -234,6 +235,7 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 			return
 		}
 		if f.err != nil {
+			rt.stats.missAnswers.Add(1)
 			fail(ctx, f.err)
 			setCacheStatus(&ctx.Response.Header, outMiss, 0, 0)
 			return
@@ -261,12 +263,16 @@ func (p *Proxy) answerFetched(ctx *fasthttp.RequestCtx, rt *route, f *fetched, l
 	switch {
 	case f.fromCache:
 		o = outHit
+		rt.stats.hit(f.tier)
 	case !leader:
 		o = outCollapsed
 		rt.stats.coalesced.Add(1)
 		render(f.entry) // a herd's waiters all write this one entry
 	case f.stored:
 		o = outMissStored
+		rt.stats.missAnswers.Add(1)
+	default:
+		rt.stats.missAnswers.Add(1)
 	}
 	writeEntry(ctx, f.entry, time.Now().UnixNano(), o, 0)
 }

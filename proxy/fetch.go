@@ -128,6 +128,7 @@ type fetched struct {
 	stored    bool              // entry went into the cache
 	shareable bool              // waiters may be given entry
 	fromCache bool              // found by the second look inside the flight
+	tier      cachelayer.Tier   // where, when fromCache
 }
 
 // maxEntryBody bounds an answer the cache reads whole; a larger one is
@@ -146,8 +147,8 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	// request's lookup and the flight's start (another flight that just
 	// ended), and fetching again would break "one fetch per key". An early
 	// refresh finds its own still-fresh copy here: only a newer one counts.
-	if e, _, _ := p.cache.Lookup(fctx, key, tags, nil); e != nil && !e.IsStub() && e.Fresh(time.Now().UnixNano()) && e.Stored > newerThan {
-		return &fetched{entry: e, shareable: true, fromCache: true}
+	if e, tier, _ := p.cache.Lookup(fctx, key, tags, nil); e != nil && !e.IsStub() && e.Fresh(time.Now().UnixNano()) && e.Stored > newerThan {
+		return &fetched{entry: e, shareable: true, fromCache: true, tier: tier}
 	}
 
 	start := time.Now()

@@ -185,7 +185,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 				status string
 				n      uint64
 			}{
-				{"hit_l1", s.hitsL1.Load()}, {"hit_l2", s.hitsL2.Load()}, {"miss", s.misses.Load()},
+				{"hit_l1", s.hitsL1.Load()}, {"hit_l2", s.hitsL2.Load()}, {"miss", s.missAnswers.Load()},
 				{"stale", s.stale.Load()}, {"collapsed", s.coalesced.Load()}, {"bypass", s.bypassed.Load()},
 			} {
 				counter(descCacheRequests, o.n, rt.name, o.status)

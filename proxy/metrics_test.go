@@ -170,9 +170,20 @@ func TestMetricsReads(t *testing.T) {
 
 	moved(t, before, after, 2+20+70+700+200, "sheepdog_requests_total", "route", "products", "code", "2xx")
 	moved(t, before, after, 1, "sheepdog_cache_requests_total", "route", "products", "status", "hit_l1")
-	moved(t, before, after, 1+20+70+200, "sheepdog_cache_requests_total", "route", "products", "status", "miss")
+	moved(t, before, after, 1+1+70+200, "sheepdog_cache_requests_total", "route", "products", "status", "miss")
 	moved(t, before, after, 19, "sheepdog_cache_requests_total", "route", "products", "status", "collapsed")
 	moved(t, before, after, 19, "sheepdog_coalesced_waiters_total", "route", "products")
+	// Each answer has one status: they add up to the answers.
+	answers := after.value("sheepdog_requests_total", "route", "products", "code", "2xx") -
+		max(before.value("sheepdog_requests_total", "route", "products", "code", "2xx"), 0)
+	byStatus := 0.0
+	for _, st := range []string{"hit_l1", "hit_l2", "miss", "stale", "collapsed", "bypass"} {
+		byStatus += max(after.value("sheepdog_cache_requests_total", "route", "products", "status", st), 0) -
+			max(before.value("sheepdog_cache_requests_total", "route", "products", "status", st), 0)
+	}
+	if byStatus != answers {
+		t.Errorf("cache statuses add up to %v for %v answers", byStatus, answers)
+	}
 	moved(t, before, after, 1+1+70+200, "sheepdog_upstream_request_duration_seconds", "route", "products")
 	moved(t, before, after, 1, "sheepdog_l1_hits_total")
 	moved(t, before, after, 1, "sheepdog_l1_misses_total")

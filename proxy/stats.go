@@ -16,6 +16,7 @@ type routeStats struct {
 	// Cache routes only.
 	hitsL1, hitsL2 atomic.Uint64
 	misses         atomic.Uint64 // lookups that found nothing fresh
+	missAnswers    atomic.Uint64 // of those, answered by their own fetch (or its failure)
 	stale          atomic.Uint64 // answered from a stale copy
 	coalesced      atomic.Uint64 // answered by another request's fetch
 	bypassed       atomic.Uint64 // sent upstream uncached (credentials, not shareable, too large)
