@@ -62,15 +62,16 @@ func (p *Proxy) setTracer(tp trace.TracerProvider) {
 // serverSpan is made once: options built per request would allocate.
 var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
-// methodName is the request's method as a string, without allocating for
-// the common ones.
+// methodName is the request's method as a span names it, without
+// allocating: a known method, or "_OTHER" (OpenTelemetry's convention)
+// for any other, so a client cannot mint span names at will.
 func methodName(m []byte) string {
-	for _, known := range [...]string{"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"} {
+	for _, known := range [...]string{"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"} {
 		if string(m) == known {
 			return known
 		}
 	}
-	return string(m)
+	return "_OTHER"
 }
 
 // traced serves a request inside a server span that continues the
@@ -103,6 +104,9 @@ func (p *Proxy) traced(ctx *fasthttp.RequestCtx) {
 		route := rt.cfg.Match.Path + rt.cfg.Match.PathPrefix
 		span.SetName(method + " " + route)
 		attrs = append(attrs, semconv.HTTPRoute(route), attrRoute.String(rt.name))
+	}
+	if method == "_OTHER" {
+		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(string(ctx.Method())))
 	}
 	if x := ctx.Response.Header.PeekBytes(hdrXCache); len(x) > 0 {
 		attrs = append(attrs, attrCache.String(string(x)))

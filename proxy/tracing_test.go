@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -310,5 +311,29 @@ func traceparents(t *testing.T, body string) (addr string, seen func() []string)
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(got)
+	}
+}
+
+// TestTraceOddMethod: a method outside HTTP's own is named _OTHER in the
+// span, so a client cannot mint span names; the attribute keeps it.
+func TestTraceOddMethod(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	opt, exp := recordSpans(t)
+	_, addr, _ := startProxy(t, testConfig(t, originAddr, ""), opt)
+	fasthttp.ReleaseResponse(get(t, rawClient(addr), "BREW", "/api/anything"))
+	spans := exp.GetSpans()
+	if len(spans) == 0 {
+		t.Fatal("no span")
+	}
+	for _, s := range spans {
+		if s.SpanKind != trace.SpanKindServer {
+			continue
+		}
+		if !strings.HasPrefix(s.Name, "_OTHER") || strings.Contains(s.Name, "BREW") {
+			t.Errorf("server span named %q, want _OTHER", s.Name)
+		}
+		if got := attr(s, "http.request.method_original").AsString(); got != "BREW" {
+			t.Errorf("http.request.method_original %q, want BREW", got)
+		}
 	}
 }
