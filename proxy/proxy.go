@@ -123,6 +123,9 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 	p.metrics = newMetrics(p, p.version)
 	if err := p.buildBatches(); err != nil {
 		cache.Close()
+		if p.ownTracer != nil {
+			_ = p.ownTracer.Shutdown(context.Background()) // nothing was traced yet
+		}
 		return nil, err
 	}
 	if p.pgPool != nil {
