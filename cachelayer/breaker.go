@@ -74,6 +74,17 @@ func (b *breaker) record(ok bool) {
 	// late; the cooldown stands.
 }
 
+// release takes back an allowed call that never reached the network
+// (refused before it was sent): a probe's turn passes to the next call,
+// which would otherwise find the breaker half-open for good.
+func (b *breaker) release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == breakerHalfOpen {
+		b.state = breakerOpen // openUntil has passed: the next allow probes
+	}
+}
+
 func (b *breaker) trip() {
 	b.state, b.failures = breakerOpen, 0
 	b.openUntil = b.now().Add(breakerCooldown)

@@ -14,7 +14,7 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func TestBreaker(t *testing.T) {
 	type step struct {
 		advance time.Duration
-		outcome string // "ok", "fail", or "" to only ask allow
+		outcome string // "ok", "fail", "unsent" (released), or "" to only ask allow
 		allowed bool   // what allow must say before the outcome
 	}
 	fail := step{outcome: "fail", allowed: true}
@@ -37,6 +37,9 @@ func TestBreaker(t *testing.T) {
 			{advance: breakerCooldown, allowed: true}}, 2, false},
 		{"a good probe closes it", []step{fail, fail, fail, fail, fail,
 			{advance: breakerCooldown, outcome: "ok", allowed: true}, {allowed: true}, {allowed: true}}, 1, true},
+		{"a probe never sent passes its turn on", []step{fail, fail, fail, fail, fail,
+			{advance: breakerCooldown, outcome: "unsent", allowed: true}, {outcome: "ok", allowed: true}, {allowed: true}}, 1, true},
+		{"releasing a closed breaker changes nothing", []step{{outcome: "unsent", allowed: true}, fail, fail, fail, fail, {allowed: true}}, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +50,10 @@ func TestBreaker(t *testing.T) {
 				if got := b.allow(); got != s.allowed {
 					t.Fatalf("step %d: allow() = %v, want %v", i, got, s.allowed)
 				}
-				if s.outcome != "" {
+				switch s.outcome {
+				case "unsent":
+					b.release()
+				case "ok", "fail":
 					b.record(s.outcome == "ok")
 				}
 			}

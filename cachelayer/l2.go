@@ -189,6 +189,7 @@ func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (
 	if err != nil {
 		if errors.Is(err, errLookupQueueFull) {
 			l.stats.skipped.Add(1)
+			l.breaker.release() // never sent: no outcome to record
 		} // a timed-out wait is counted by its round trip
 		return nil, versions, fmt.Errorf("l2 get: %w", err)
 	}
