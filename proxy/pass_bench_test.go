@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -29,7 +30,14 @@ func BenchmarkPassThrough(b *testing.B) {
 // for b.N requests in all, fails on an answer ok rejects, and reports
 // requests per second.
 func benchGets(b *testing.B, addr, uri string, parallelism int, ok func(*fasthttp.Response) bool) {
+	benchGetsOver(b, addr, []string{uri}, parallelism, ok)
+}
+
+// benchGetsOver is benchGets cycling over uris, each client from its own
+// place in the list.
+func benchGetsOver(b *testing.B, addr string, uris []string, parallelism int, ok func(*fasthttp.Response) bool) {
 	c := &fasthttp.HostClient{Addr: addr, MaxConns: 64}
+	var clients atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(parallelism)
 	b.ResetTimer()
@@ -37,9 +45,9 @@ func benchGets(b *testing.B, addr, uri string, parallelism int, ok func(*fasthtt
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI(uri)
 		req.Header.SetHost("styleshepherd.test")
-		for pb.Next() {
+		for i := int(clients.Add(1)) * 7; pb.Next(); i++ {
+			req.SetRequestURI(uris[i%len(uris)])
 			if err := c.Do(req, resp); err != nil || !ok(resp) {
 				b.Errorf("err %v status %d X-Cache %q", err, resp.StatusCode(), resp.Header.Peek("X-Cache"))
 				return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/style-shepherd/sheepdog/configs"
 	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
@@ -129,8 +130,10 @@ func TestValkeyOutage(t *testing.T) {
 }
 
 // BenchmarkHitTiers compares cache hits answered from L1 with hits
-// answered from L2 (L1 too small to admit the entry), 64 clients over
-// loopback TCP, in one run:
+// answered from L2 (L1 too small to admit an entry), 64 clients over
+// loopback TCP cycling over 100 keys, in one run. With many keys,
+// concurrent L2 lookups seldom share a round trip by asking for the same
+// one; the L2 run fails unless every hit came from L2.
 //
 //	go test -run '^$' -bench HitTiers -benchtime 3s ./proxy
 func BenchmarkHitTiers(b *testing.B) {
@@ -140,21 +143,32 @@ func BenchmarkHitTiers(b *testing.B) {
 	l1 := cacheConfig(b, originAddr, l2Block(redisAddr, prefix))
 	l2only := cacheConfig(b, originAddr, l2Block(redisAddr, prefix))
 	l2only.Cache.L1.MaxBytes = 1 << 10 // below one entry's cost: every lookup goes to L2
-	const uri = "/api/vultr/postgres/products?category=tops&limit=10"
+	uris := make([]string, 100)
+	for i := range uris {
+		uris[i] = fmt.Sprintf("/api/vultr/postgres/products?category=tops&limit=10&maxPrice=%d", 10000+i)
+	}
 	for _, tier := range []struct {
 		name string
-		p    func() string
+		cfg  *configs.Config
+		want func(*CacheStats) uint64
 	}{
-		{"l1", func() string { _, a, _ := startProxy(b, l1); return a }},
-		{"l2", func() string { _, a, _ := startProxy(b, l2only); return a }},
+		{"l1", l1, func(c *CacheStats) uint64 { return c.HitsL1 }},
+		{"l2", l2only, func(c *CacheStats) uint64 { return c.HitsL2 }},
 	} {
-		addr := tier.p()
+		p, addr, _ := startProxy(b, tier.cfg)
+		products := p.router.routes[0]
 		b.Run(tier.name, func(b *testing.B) {
-			fasthttp.ReleaseResponse(get(b, rawClient(addr), "GET", uri))    // fill
-			time.Sleep(50 * time.Millisecond)                                // the L2 write lands
-			benchGets(b, addr, uri, 32, func(resp *fasthttp.Response) bool { // 32 x GOMAXPROCS(2) = 64 clients
+			for _, uri := range uris { // fill
+				fasthttp.ReleaseResponse(get(b, rawClient(addr), "GET", uri))
+			}
+			time.Sleep(100 * time.Millisecond) // the L2 writes land
+			before := tier.want(products.stats.cacheSnapshot())
+			benchGetsOver(b, addr, uris, 32, func(resp *fasthttp.Response) bool { // 32 x GOMAXPROCS(2) = 64 clients
 				return string(resp.Header.Peek("X-Cache")) == "HIT"
 			})
+			if got := tier.want(products.stats.cacheSnapshot()) - before; got < uint64(b.N) {
+				b.Errorf("%d of %d hits came from %s", got, b.N, tier.name)
+			}
 		})
 	}
 }
