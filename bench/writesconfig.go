@@ -14,6 +14,15 @@ const (
 	batchMaxWait  = 2 * time.Millisecond
 )
 
+// The single mode's concurrency: one call per write means as many calls
+// at once as writers (the bench's most is 256), over as many PostgreSQL
+// connections as the server spares for one client, not the 4 flushes
+// and 4 connections of a batch route's defaults.
+const (
+	singleInFlight = 256
+	singlePGConns  = 64
+)
+
 // writeMode is how a Sheepdog of the write-batching bench writes.
 type writeMode string
 
@@ -21,7 +30,8 @@ const (
 	// batched gathers writes: max_items 100, max_wait 2ms.
 	batched writeMode = "batched"
 	// single writes one item a call: the postgres and valkey routes with
-	// max_items 1, store-memory passed to the app's own route.
+	// max_items 1 and up to singleInFlight calls at once, store-memory
+	// passed to the app's own route.
 	single writeMode = "single"
 )
 
@@ -38,9 +48,9 @@ type writeStores struct {
 // It has no cache routes and no L2, so nothing but the writes costs
 // anything; the valkey sink names its own addrs.
 func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
-	maxItems := batchMaxItems
+	maxItems, inFlight, pgConns := batchMaxItems, 4, 0
 	if mode == single {
-		maxItems = 1
+		maxItems, inFlight, pgConns = 1, singleInFlight, singlePGConns
 	}
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -50,7 +60,7 @@ func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
 	line("listen: %s", q(p.listen))
 	line("admin: {listen: %s}", q(p.admin))
 	line("upstream: {url: %s, max_conns: 1024}", q("http://"+p.upstream))
-	line("postgres: {dsn: %s}", q(st.postgresDSN))
+	line("postgres: {dsn: %s, max_conns: %d}", q(st.postgresDSN), pgConns)
 	line("routes:")
 
 	line("  - name: create-order")
@@ -67,6 +77,7 @@ func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
 	line("      returning: {orderId: order_id}")
 	line("      max_items: %d", maxItems)
 	line("      max_wait: %s", batchMaxWait)
+	line("      max_in_flight: %d", inFlight)
 
 	line("  - name: store-memory")
 	line("    match: {method: POST, path: /api/raindrop/store-memory}")
@@ -88,6 +99,7 @@ func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
 	line("      addrs: [%s]", q(st.valkeyAddr))
 	line("      max_items: %d", maxItems)
 	line("      max_wait: %s", batchMaxWait)
+	line("      max_in_flight: %d", inFlight)
 
 	line("  - name: everything-else")
 	line("    match: {path_prefix: /api/}")

@@ -49,6 +49,7 @@ func (r *BatchRule) setDefaults() {
 	r.MaxBytes = 1 << 20
 	r.MaxWait = 2 * time.Millisecond
 	r.Queue = 10000
+	r.MaxInFlight = 4
 }
 
 // setSinkDefaults fills the fields of the chosen sink that were left empty.

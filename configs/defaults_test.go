@@ -47,6 +47,8 @@ func TestDefaults(t *testing.T) {
 		{"batch.max_bytes", h.MaxBytes, ByteSize(1 << 20)},
 		{"batch.max_wait", h.MaxWait, 2 * time.Millisecond},
 		{"batch.queue", h.Queue, 10000},
+		{"batch.max_in_flight", h.MaxInFlight, 4},
+		{"postgres.max_conns", cfg.Postgres.MaxConns, 0},
 		{"batch.wrap (http)", h.Wrap, "items"},
 		{"batch.split (http)", h.Split, "results"},
 		{"batch.op (http)", h.Op, ""},

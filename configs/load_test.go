@@ -69,6 +69,11 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:3: routes[0](all).pass.stream: unknown key (pass takes no keys: write pass: {})"},
 		},
 		{
+			name: "negative pool size",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres: {max_conns: -1}\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:2: postgres.max_conns: must be 0 (pgx's default) or above, got -1"},
+		},
+		{
 			name: "header size past the limit",
 			yaml: "upstream: {url: http://127.0.0.1:3001}\nserver: {max_header_size: 8GiB}\nroutes:\n" + catchAll,
 			want: []string{"bad.yaml:2: server.max_header_size: at most 1MiB (every connection's read buffer is this size), got 8GiB"},

@@ -108,6 +108,9 @@ type Postgres struct {
 	// DSN is a pgx connection string. Default empty; required when a route
 	// uses a postgres sink.
 	DSN string `yaml:"dsn"`
+	// MaxConns caps the pool's connections. Default 0: pgx's own (the
+	// larger of 4 and the number of CPUs).
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Telemetry configures tracing.
@@ -218,6 +221,8 @@ type BatchRule struct {
 	// Queue bounds the items waiting on this route; beyond it callers get
 	// 503. Default 10000.
 	Queue int `yaml:"queue"`
+	// MaxInFlight bounds the flushes running at once. Default 4.
+	MaxInFlight int `yaml:"max_in_flight"`
 
 	// URL is the batch endpoint's path on the upstream (sink http). Required there.
 	URL string `yaml:"url"`

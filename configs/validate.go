@@ -32,6 +32,9 @@ func validate(c *Config, d *decoder) {
 		v.problem("cache.l2.key_prefix", "must not be empty: the Valkey is shared, so every cache key needs a prefix (leave the key out for sheepdog:)")
 	}
 	v.dsn(c.Postgres.DSN)
+	if c.Postgres.MaxConns < 0 {
+		v.problem("postgres.max_conns", "must be 0 (pgx's default) or above, got %d", c.Postgres.MaxConns)
+	}
 	if c.Telemetry.ServiceName == "" {
 		v.problem("telemetry.service_name", "must not be empty")
 	}
@@ -338,6 +341,7 @@ func (v validator) batchRule(bk string, b *BatchRule, sc scope, l2Addrs []string
 	positive(v, bk+".max_bytes", b.MaxBytes)
 	positive(v, bk+".max_wait", b.MaxWait)
 	positive(v, bk+".queue", b.Queue)
+	positive(v, bk+".max_in_flight", b.MaxInFlight)
 	if b.Queue > 0 && b.Queue < b.MaxItems {
 		v.problem(bk+".queue", "queue %d is smaller than max_items %d", b.Queue, b.MaxItems)
 	}

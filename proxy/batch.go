@@ -92,12 +92,13 @@ func (b *batchRoute) batcher() batcher {
 // the upstream timeout, like every other call Sheepdog makes for a client.
 func batchConfig(b *configs.BatchRule, timeout time.Duration) coalesce.BatcherConfig {
 	return coalesce.BatcherConfig{
-		MaxItems: b.MaxItems,
-		MaxBytes: int(b.MaxBytes),
-		MaxWait:  b.MaxWait,
-		Queue:    b.Queue,
-		Timeout:  timeout,
-		Split:    func(err error) bool { return !wholeBatch(err) },
+		MaxItems:    b.MaxItems,
+		MaxBytes:    int(b.MaxBytes),
+		MaxWait:     b.MaxWait,
+		Queue:       b.Queue,
+		MaxInFlight: b.MaxInFlight,
+		Timeout:     timeout,
+		Split:       func(err error) bool { return !wholeBatch(err) },
 	}
 }
 
@@ -302,7 +303,14 @@ func (p *Proxy) postgresPool() (*pgxpool.Pool, error) {
 	if p.cfg.Postgres.DSN == "" {
 		return nil, errors.New("a postgres sink needs postgres.dsn")
 	}
-	pool, err := pgxpool.New(context.Background(), p.cfg.Postgres.DSN)
+	pc, err := pgxpool.ParseConfig(p.cfg.Postgres.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres.dsn: %w", err)
+	}
+	if n := p.cfg.Postgres.MaxConns; n > 0 {
+		pc.MaxConns = int32(min(n, 1<<20))
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres.dsn: %w", err)
 	}
