@@ -62,6 +62,24 @@ routes:
 // admin addresses; the proxy is shut down when the test ends.
 func startProxy(t testing.TB, cfg *configs.Config, opts ...Option) (p *Proxy, addr, admin string) {
 	t.Helper()
+	p, addr, admin, done := serveProxy(t, cfg, opts...)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return p, addr, admin
+}
+
+// serveProxy serves cfg on free loopback ports, for a test that shuts it
+// down itself; done gets Serve's result.
+func serveProxy(t testing.TB, cfg *configs.Config, opts ...Option) (p *Proxy, addr, admin string, done <-chan error) {
+	t.Helper()
 	p, err := New(cfg, nil, opts...)
 	if err != nil {
 		t.Fatalf("new proxy: %v", err)
@@ -74,19 +92,9 @@ func startProxy(t testing.TB, cfg *configs.Config, opts ...Option) (p *Proxy, ad
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln, adminLn) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return p, ln.Addr().String(), adminLn.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln, adminLn) }()
+	return p, ln.Addr().String(), adminLn.Addr().String(), served
 }
 
 // rawClient sends requests exactly as built: no path normalising, no

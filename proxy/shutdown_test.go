@@ -82,19 +82,6 @@ func shutdownFinishesInFlight(t *testing.T, cfg func(t *testing.T, originAddr st
 // shuts the proxy down itself; served gets Serve's result.
 func serveUntilShutdown(t *testing.T, cfg *configs.Config) (p *Proxy, addr string, served <-chan error) {
 	t.Helper()
-	p, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln, adminLn) }()
-	return p, ln.Addr().String(), done
+	p, addr, _, served = serveProxy(t, cfg)
+	return p, addr, served
 }
