@@ -48,9 +48,11 @@ type writeStores struct {
 // It has no cache routes and no L2, so nothing but the writes costs
 // anything; the valkey sink names its own addrs.
 func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
-	maxItems, inFlight, pgConns := batchMaxItems, 4, 0
+	// The batched mode keeps a batch route's defaults of flushes at once
+	// and connections; the single mode lifts them (see singleInFlight).
+	maxItems, limits := batchMaxItems, ""
 	if mode == single {
-		maxItems, inFlight, pgConns = 1, singleInFlight, singlePGConns
+		maxItems, limits = 1, fmt.Sprintf("      max_in_flight: %d\n", singleInFlight)
 	}
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -60,7 +62,11 @@ func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
 	line("listen: %s", q(p.listen))
 	line("admin: {listen: %s}", q(p.admin))
 	line("upstream: {url: %s, max_conns: 1024}", q("http://"+p.upstream))
-	line("postgres: {dsn: %s, max_conns: %d}", q(st.postgresDSN), pgConns)
+	if mode == single {
+		line("postgres: {dsn: %s, max_conns: %d}", q(st.postgresDSN), singlePGConns)
+	} else {
+		line("postgres: {dsn: %s}", q(st.postgresDSN))
+	}
 	line("routes:")
 
 	line("  - name: create-order")
@@ -77,7 +83,7 @@ func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
 	line("      returning: {orderId: order_id}")
 	line("      max_items: %d", maxItems)
 	line("      max_wait: %s", batchMaxWait)
-	line("      max_in_flight: %d", inFlight)
+	b.WriteString(limits)
 
 	line("  - name: store-memory")
 	line("    match: {method: POST, path: /api/raindrop/store-memory}")
@@ -99,7 +105,7 @@ func writesConfig(mode writeMode, p sheepdogPlace, st writeStores) []byte {
 	line("      addrs: [%s]", q(st.valkeyAddr))
 	line("      max_items: %d", maxItems)
 	line("      max_wait: %s", batchMaxWait)
-	line("      max_in_flight: %d", inFlight)
+	b.WriteString(limits)
 
 	line("  - name: everything-else")
 	line("    match: {path_prefix: /api/}")

@@ -141,7 +141,10 @@ func (l *L2) entryKey(k Key) string {
 	return l.prefix + "e:" + string(hex.AppendEncode(b[:0], k[:]))
 }
 
-func (l *L2) tagKey(tag string) string { return l.prefix + "t:" + tag }
+func (l *L2) tagKey(tag string) string { return l.prefix + tagInfix + tag }
+
+// tagInfix separates the prefix from the tag in a tag's key.
+const tagInfix = "t:"
 
 // do runs one guarded call: refused at once while the breaker is open,
 // otherwise bounded by the timeout and recorded for the breaker and

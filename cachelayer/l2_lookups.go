@@ -142,8 +142,8 @@ func (l *L2) sameTags(tagKeys, tags []string) bool {
 		return false
 	}
 	for i, tag := range tags {
-		// tagKeys[i] is l.tagKey of a tag: its prefix and "t:", then the tag.
-		if k := tagKeys[i]; len(k) != len(l.prefix)+2+len(tag) || k[len(l.prefix)+2:] != tag {
+		// tagKeys[i] is l.tagKey of a tag: the prefix, tagInfix, the tag.
+		if k := tagKeys[i]; len(k) != len(l.prefix)+len(tagInfix)+len(tag) || k[len(l.prefix)+len(tagInfix):] != tag {
 			return false
 		}
 	}

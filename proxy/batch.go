@@ -238,17 +238,16 @@ func (p *Proxy) postgresFlush(b *batchRoute, sink *upstream.PostgresSink, route 
 // wholeBatch reports whether err fails a batch whatever its items are: a
 // store that cannot be reached, a table that is not there, an endpoint
 // that failed (5xx, already retried once), turned the batch away for its
-// load (429, 408: StatusError.Throttled) or could not be reached, or a
-// batch taken whose answer cannot be matched to its items
-// (coalesce.ErrResultCount, which the Batcher never splits either). Such
-// a batch is not split: against a store that is down, a batch of 100
-// would make 199 calls, each failing the same way, and a batch already
-// written would be written again.
+// load (429, 408: StatusError.Throttled) or could not be reached. Such a
+// batch is not split: against a store that is down, a batch of 100 would
+// make 199 calls, each failing the same way. (A batch taken whose answer
+// cannot be matched to its items, coalesce.ErrResultCount, never reaches
+// Split: the Batcher itself refuses to split it.)
 func wholeBatch(err error) bool {
 	var se *upstream.StatusError
 	var ue *upstream.Error
 	switch {
-	case errors.Is(err, upstream.ErrUnavailable), errors.Is(err, errNoTable), errors.Is(err, coalesce.ErrResultCount):
+	case errors.Is(err, upstream.ErrUnavailable), errors.Is(err, errNoTable):
 		return true
 	case errors.As(err, &se):
 		return se.Status >= 500 || se.Throttled()
