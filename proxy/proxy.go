@@ -66,6 +66,13 @@ type Proxy struct {
 
 	server *fasthttp.Server
 	admin  *fasthttp.Server
+	// listeners holds what Serve was given, for Shutdown to close: fasthttp
+	// closes only the listeners its Serve has already taken, so a Shutdown
+	// at start-up could otherwise leave Serve running. stopping is set
+	// once Shutdown has begun; Serve then returns at once.
+	listenersMu sync.Mutex
+	listeners   []net.Listener
+	stopping    bool
 }
 
 // Option changes how New builds a Proxy.
@@ -213,6 +220,13 @@ func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
 // Serve answers clients on ln and operators on adminLn until Shutdown.
 // It returns the first error of either server.
 func (p *Proxy) Serve(ln, adminLn net.Listener) error {
+	p.listenersMu.Lock()
+	if p.stopping {
+		p.listenersMu.Unlock()
+		return errors.Join(ln.Close(), adminLn.Close())
+	}
+	p.listeners = append(p.listeners, ln, adminLn)
+	p.listenersMu.Unlock()
 	errs := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -237,6 +251,14 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 // flushed, so nothing a caller was told is written goes unwritten.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := errors.Join(p.server.ShutdownWithContext(ctx), p.admin.ShutdownWithContext(ctx))
+	p.listenersMu.Lock()
+	p.stopping = true
+	for _, ln := range p.listeners {
+		// Already closed by fasthttp if its Serve had taken it; if not,
+		// its Serve, when it gets there, finds it closed and returns.
+		_ = ln.Close()
+	}
+	p.listenersMu.Unlock()
 	// Callers still waiting (if the server's wait ran out) are answered
 	// by these flushes, or ErrClosed once ctx ends.
 	err = errors.Join(err, p.closeBatches(ctx))

@@ -84,17 +84,20 @@ func serveProxy(t testing.TB, cfg *configs.Config, opts ...Option) (p *Proxy, ad
 	if err != nil {
 		t.Fatalf("new proxy: %v", err)
 	}
+	ln, adminLn := listen(t), listen(t)
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln, adminLn) }()
+	return p, ln.Addr().String(), adminLn.Addr().String(), served
+}
+
+// listen opens a listener on a free loopback port.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ln, adminLn) }()
-	return p, ln.Addr().String(), adminLn.Addr().String(), served
+	return ln
 }
 
 // rawClient sends requests exactly as built: no path normalising, no

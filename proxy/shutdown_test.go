@@ -85,3 +85,41 @@ func serveUntilShutdown(t *testing.T, cfg *configs.Config) (p *Proxy, addr strin
 	p, addr, _, served = serveProxy(t, cfg)
 	return p, addr, served
 }
+
+// TestShutdownBeforeServe shuts a proxy down at once after starting Serve,
+// before Serve may have taken its listeners (a SIGTERM at start-up), and
+// again before Serve is even called: Serve must return either way.
+func TestShutdownBeforeServe(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	for i := range 50 {
+		p, _, _, done := serveProxy(t, testConfig(t, originAddr, ""))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.Shutdown(ctx); err != nil {
+			t.Fatalf("round %d: shutdown: %v", i, err)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: serve: %v", i, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("round %d: Serve still running 2s after Shutdown returned", i)
+		}
+	}
+	p, err := New(testConfig(t, originAddr, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	ln, adminLn := listen(t), listen(t)
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ln, adminLn) }()
+	select {
+	case <-served:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve after Shutdown still running after 2s")
+	}
+}
