@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // codecVersion is the first byte of every encoded entry. A reader that
@@ -83,7 +84,7 @@ func DecodeEntry(b []byte) (*Entry, error) {
 	if b[1]&^flagVariant != 0 {
 		return nil, fmt.Errorf("%w: flags %#x", ErrCorruptEntry, b[1])
 	}
-	// One copy for every byte slice of the entry; strings copy on their own.
+	// One copy for the whole entry: its byte slices and strings view it.
 	r := reader{b: append([]byte(nil), b[2:]...)}
 	e := &Entry{Variant: b[1]&flagVariant != 0}
 	status := r.uvarint()
@@ -106,15 +107,15 @@ func DecodeEntry(b []byte) (*Entry, error) {
 		e.Tags = make([]string, n)
 		e.TagVersions = make([]uint64, n)
 		for i := range e.Tags {
-			e.Tags[i] = string(r.bytes())
+			e.Tags[i] = r.string()
 			e.TagVersions[i] = r.uvarint()
 		}
 	}
-	e.Path = string(r.bytes())
+	e.Path = r.string()
 	if n := r.count(1); n > 0 {
 		e.Vary = make([]string, n)
 		for i := range e.Vary {
-			e.Vary[i] = string(r.bytes())
+			e.Vary[i] = r.string()
 		}
 	}
 	if r.err == nil && len(r.b) > 0 {
@@ -187,6 +188,16 @@ func (r *reader) bytes() []byte {
 	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
+}
+
+// string reads a length-prefixed string viewing r's buffer, which must
+// be the decoder's own copy: nothing else may write to those bytes.
+func (r *reader) string() string {
+	v := r.bytes()
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&v[0], len(v))
 }
 
 func uvarintLen(v uint64) int {

@@ -37,7 +37,7 @@ const (
 // pub/sub channel.
 type L2 struct {
 	client  redis.UniversalClient
-	cluster bool // MGET would cross slots: tag versions are read one GET each
+	cluster bool // MGET would cross slots: lookups read one GET a key
 	timeout time.Duration
 	prefix  string
 	channel string
@@ -112,6 +112,9 @@ func NewL2(cfg configs.L2) (*L2, error) {
 		// when to try again.
 		DialerRetries:   1,
 		DisableIdentity: true,
+		// RESP2: under RESP3 go-redis peeks before every reply for push
+		// notifications, which L2 never asks for (pub/sub works on both).
+		Protocol: 2,
 	})
 	_, cluster := client.(*redis.ClusterClient)
 	l := &L2{
@@ -196,17 +199,17 @@ func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (
 		} // a timed-out wait is counted by its round trip
 		return nil, versions, fmt.Errorf("l2 get: %w", err)
 	}
-	value, found, versions, err := lookupResult(p, versions)
-	if err != nil { // counted once per round trip, by sendLookups
-		return nil, versions, fmt.Errorf("l2 get: %w", err)
+	if p.err != nil { // counted once per round trip, by sendLookups
+		return nil, versions, fmt.Errorf("l2 get: %w", p.err)
 	}
-	if !found {
+	versions = append(versions, p.versions...)
+	if !p.found {
 		l.stats.misses.Add(1)
 		return nil, versions, nil
 	}
 	// DecodeEntry copies what it keeps, so reading the string's bytes in
 	// place saves a copy of every value.
-	e, err := DecodeEntry(unsafe.Slice(unsafe.StringData(value), len(value)))
+	e, err := DecodeEntry(unsafe.Slice(unsafe.StringData(p.value), len(p.value)))
 	if err != nil {
 		l.stats.corrupt.Add(1)
 		l.stats.misses.Add(1)
@@ -214,69 +217,6 @@ func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (
 	}
 	l.stats.hits.Add(1)
 	return e, versions, nil
-}
-
-// lookupResult reads a finished lookup's commands: the entry's value and
-// whether it was there, and the tags' versions appended to versions.
-func lookupResult(p *pendingLookup, versions []uint64) (string, bool, []uint64, error) {
-	value, err := p.get.Result()
-	found := err == nil
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", false, versions, err
-	}
-	versions, err = readVersions(p.tagCmds, versions)
-	return value, found, versions, err
-}
-
-// queueVersionReads adds the reads of tag versions (their keys) to pipe: one MGET,
-// or on a cluster one GET per tag, since the tags' keys live in
-// different slots and go-redis routes each GET of a pipeline to its node.
-func (l *L2) queueVersionReads(ctx context.Context, pipe redis.Pipeliner, keys []string) []redis.Cmder {
-	if len(keys) == 0 {
-		return nil
-	}
-	if !l.cluster {
-		return []redis.Cmder{pipe.MGet(ctx, keys...)}
-	}
-	cmds := make([]redis.Cmder, len(keys))
-	for i, key := range keys {
-		cmds[i] = pipe.Get(ctx, key)
-	}
-	return cmds
-}
-
-// readVersions appends the versions read by queueVersionReads' commands.
-func readVersions(cmds []redis.Cmder, versions []uint64) ([]uint64, error) {
-	given := len(versions)
-	for _, cmd := range cmds {
-		var values []any
-		switch c := cmd.(type) {
-		case *redis.SliceCmd:
-			vs, err := c.Result()
-			if err != nil {
-				return versions[:given], err
-			}
-			values = vs
-		case *redis.StringCmd:
-			v, err := c.Result()
-			switch {
-			case errors.Is(err, redis.Nil):
-				values = []any{nil}
-			case err != nil:
-				return versions[:given], err
-			default:
-				values = []any{v}
-			}
-		}
-		for _, v := range values {
-			n, err := parseVersion(v)
-			if err != nil {
-				return versions[:given], err
-			}
-			versions = append(versions, n)
-		}
-	}
-	return versions, nil
 }
 
 // parseVersion reads one tag version as MGET or GET returns it: nil for a

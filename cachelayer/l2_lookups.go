@@ -3,6 +3,9 @@ package cachelayer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,7 +17,7 @@ import (
 // write and one read system call for dozens of lookups instead of one
 // each, which is what an L2 hit mostly costs.
 const (
-	lookupWorkers   = 4    // pipelines in flight at once
+	lookupWorkers   = 2    // pipelines in flight at once
 	lookupBatch     = 128  // lookups in one pipeline at most
 	lookupQueueSize = 4096 // lookups waiting; beyond, Get fails at once
 )
@@ -23,14 +26,18 @@ const (
 // holds; the caller goes upstream, as for any L2 failure.
 var errLookupQueueFull = errors.New("l2 lookup queue full")
 
-// pendingLookup is one Get waiting for its pipeline. The worker fills get
-// and tagCmds and then closes done; the caller reads them only after.
+// pendingLookup is one Get waiting for its round trip. The worker fills
+// the answer fields and then closes done; callers read them only after,
+// and never write them: callers that joined share one.
 type pendingLookup struct {
 	entryKey string
 	tagKeys  []string
-	get      *redis.StringCmd
-	tagCmds  []redis.Cmder
 	done     chan struct{}
+
+	value    string   // the entry's encoded value, if found
+	found    bool     // false: no such key
+	versions []uint64 // the tags' versions, one per tag key
+	err      error    // the round trip failed; the fields above are unset
 }
 
 // runLookups is one lookup worker, owned by L2 and stopped by Close.
@@ -57,23 +64,21 @@ func (l *L2) runLookups() {
 	}
 }
 
-// sendLookups runs one pipeline for a batch and wakes every caller. The
-// batch counts once for the breaker and Health: one round trip.
+// sendLookups answers a batch in one round trip and wakes every caller.
+// The batch counts once for the breaker and Health.
 func (l *L2) sendLookups(batch []*pendingLookup) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	pipe := l.client.Pipeline()
-	for _, p := range batch {
-		p.get = pipe.Get(ctx, p.entryKey)
-		p.tagCmds = l.queueVersionReads(ctx, pipe, p.tagKeys)
-	}
 	start := time.Now()
-	cmds, _ := pipe.Exec(ctx) // each command's own error is read by its caller
 	var err error
-	for _, c := range cmds {
-		if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) {
-			err = e
-			break
+	if l.cluster {
+		err = l.lookupEach(ctx, batch)
+	} else {
+		err = l.lookupAll(ctx, batch)
+	}
+	if err != nil {
+		for _, p := range batch {
+			p.err = err
 		}
 	}
 	l.observe(start, err)
@@ -87,6 +92,86 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 	for _, p := range batch {
 		close(p.done)
 	}
+}
+
+// lookupAll reads a batch with one MGET: the entries, then each tag
+// version the batch needs, once. One command instead of two a lookup
+// halves what go-redis builds and parses and what Valkey dispatches.
+func (l *L2) lookupAll(ctx context.Context, batch []*pendingLookup) error {
+	keys := make([]string, len(batch), 2*len(batch))
+	var at []int // where each lookup's tag keys are in keys, lookup by lookup
+	for i, p := range batch {
+		keys[i] = p.entryKey
+		for _, tk := range p.tagKeys {
+			j := slices.Index(keys[len(batch):], tk)
+			if j < 0 {
+				j = len(keys) - len(batch)
+				keys = append(keys, tk)
+			}
+			at = append(at, len(batch)+j)
+		}
+	}
+	values, err := l.client.MGet(ctx, keys...).Result()
+	if err == nil && len(values) != len(keys) {
+		err = fmt.Errorf("mget of %d keys answered %d values", len(keys), len(values))
+	}
+	if err != nil {
+		return err
+	}
+	versions := make([]uint64, len(at))
+	for i, p := range batch {
+		if v, ok := values[i].(string); ok {
+			p.value, p.found = v, true
+		}
+		p.versions, versions = versions[:len(p.tagKeys):len(p.tagKeys)], versions[len(p.tagKeys):]
+		for j := range p.versions {
+			if p.versions[j], err = parseVersion(values[at[0]]); err != nil {
+				return err
+			}
+			at = at[1:]
+		}
+	}
+	return nil
+}
+
+// lookupEach reads a batch from a cluster in one pipeline: a GET for
+// every key, since the keys live in different slots and go-redis sends
+// each GET of a pipeline to its own node.
+func (l *L2) lookupEach(ctx context.Context, batch []*pendingLookup) error {
+	pipe := l.client.Pipeline()
+	var cmds []*redis.StringCmd
+	for _, p := range batch {
+		cmds = append(cmds, pipe.Get(ctx, p.entryKey))
+		for _, tk := range p.tagKeys {
+			cmds = append(cmds, pipe.Get(ctx, tk))
+		}
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+	for _, p := range batch {
+		value, err := cmds[0].Result()
+		cmds = cmds[1:]
+		switch {
+		case err == nil:
+			p.value, p.found = value, true
+		case !errors.Is(err, redis.Nil):
+			return err
+		}
+		p.versions = make([]uint64, len(p.tagKeys))
+		for j := range p.versions {
+			v, err := cmds[0].Result()
+			cmds = cmds[1:]
+			switch {
+			case errors.Is(err, redis.Nil): // never bumped: version 0
+			case err != nil:
+				return err
+			default:
+				if p.versions[j], err = parseVersion(v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // queueLookup hands a lookup to the workers and waits for its pipeline,
@@ -126,14 +211,31 @@ func (l *L2) queueLookup(k Key, tags []string) (*pendingLookup, error) {
 		l.asking[entryKey] = p
 	}
 	l.askingMu.Unlock()
-	t := time.NewTimer(2 * l.timeout)
-	defer t.Stop()
+	t := startTimer(2 * l.timeout)
+	defer stopTimer(t)
 	select {
 	case <-p.done:
 		return p, nil
 	case <-t.C:
 		return nil, context.DeadlineExceeded
 	}
+}
+
+// waitTimers holds stopped timers for lookups to reuse: a timer is two
+// allocations, and every L2 lookup waits on one.
+var waitTimers sync.Pool
+
+func startTimer(d time.Duration) *time.Timer {
+	if t, ok := waitTimers.Get().(*time.Timer); ok {
+		t.Reset(d) // a stopped timer's channel holds no stale tick (Go 1.23)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func stopTimer(t *time.Timer) {
+	t.Stop()
+	waitTimers.Put(t)
 }
 
 // sameTags reports whether tagKeys are the keys of tags.

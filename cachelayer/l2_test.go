@@ -348,23 +348,37 @@ func TestL2ConcurrentLookups(t *testing.T) {
 	}
 }
 
-// entryGets counts the GETs of one key that reach Valkey.
-type entryGets struct {
+// keyReads counts the reads of one key that reach Valkey.
+type keyReads struct {
 	key string
 	n   atomic.Int64
 }
 
-func (h *entryGets) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *entryGets) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return next
-}
-func (h *entryGets) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			if args := c.Args(); c.Name() == "get" && len(args) == 2 && args[1] == h.key {
+// count counts the reads of h.key among cmds: a GET of it, or a key of
+// an MGET.
+func (h *keyReads) count(cmds ...redis.Cmder) {
+	for _, c := range cmds {
+		if name := c.Name(); name != "get" && name != "mget" {
+			continue
+		}
+		for _, arg := range c.Args()[1:] {
+			if arg == h.key {
 				h.n.Add(1)
 			}
 		}
+	}
+}
+
+func (h *keyReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *keyReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (h *keyReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.count(cmds...)
 		return next(ctx, cmds)
 	}
 }
@@ -380,7 +394,7 @@ func TestL2HerdAsksOnce(t *testing.T) {
 	if err := raw.Set(context.Background(), l.tagKey("products"), 7, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	gets := &entryGets{key: l.entryKey(k)}
+	gets := &keyReads{key: l.entryKey(k)}
 	l.client.AddHook(gets)
 
 	const herd = 500
@@ -410,9 +424,9 @@ func TestL2HerdAsksOnce(t *testing.T) {
 	// Clients that arrive after a round trip returns start another, so a
 	// few are allowed; without sharing there would be 500.
 	if n := gets.n.Load(); n < 1 || n > 10 {
-		t.Fatalf("%d GETs of the key reached Valkey for %d lookups; want 1 to 10", n, herd)
+		t.Fatalf("%d reads of the key reached Valkey for %d lookups; want 1 to 10", n, herd)
 	}
-	t.Logf("%d lookups, %d GETs of the key", herd, gets.n.Load())
+	t.Logf("%d lookups, %d reads of the key", herd, gets.n.Load())
 }
 
 // TestL2SharesOnlySameTags: lookups of one key with other tags do not
@@ -436,5 +450,54 @@ func TestL2SharesOnlySameTags(t *testing.T) {
 	}
 	if !l.sameTags(nil, nil) {
 		t.Error("no tags and no tags are not the same")
+	}
+}
+
+// TestL2BatchReadsEachLookup sends one batch of lookups with overlapping,
+// disjoint and no tags, some of them misses, and checks that each gets
+// its own entry and its own tags' versions in order.
+func TestL2BatchReadsEachLookup(t *testing.T) {
+	l, raw := sharedL2(t)
+	ctx := context.Background()
+	now := time.Now().UnixNano()
+	l.Set(Key{1}, fetched("/one", now, time.Minute, []string{"a", "b"}, []uint64{0, 0}))
+	l.Set(Key{3}, fetched("/three", now, time.Minute, nil, nil))
+	l.Wait()
+	for tag, v := range map[string]int{"a": 5, "c": 9} { // b never bumped
+		if err := raw.Set(ctx, l.tagKey(tag), v, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookup := func(k Key, path string, tags []string, want []uint64) (*pendingLookup, func(t *testing.T)) {
+		p := &pendingLookup{entryKey: l.entryKey(k), done: make(chan struct{})}
+		for _, tag := range tags {
+			p.tagKeys = append(p.tagKeys, l.tagKey(tag))
+		}
+		return p, func(t *testing.T) {
+			t.Helper()
+			if p.err != nil {
+				t.Fatalf("%s: %v", path, p.err)
+			}
+			if p.found != (path != "") {
+				t.Fatalf("key %v: found %v", k, p.found)
+			}
+			if p.found {
+				e, err := DecodeEntry([]byte(p.value))
+				if err != nil || e.Path != path {
+					t.Fatalf("key %v: entry %v, %v; want %s", k, e, err, path)
+				}
+			}
+			if !reflect.DeepEqual(p.versions, want) && len(p.versions)+len(want) > 0 {
+				t.Fatalf("key %v: versions %v, want %v", k, p.versions, want)
+			}
+		}
+	}
+	p1, check1 := lookup(Key{1}, "/one", []string{"a", "b"}, []uint64{5, 0})
+	p2, check2 := lookup(Key{2}, "", []string{"b", "c", "a"}, []uint64{0, 9, 5})
+	p3, check3 := lookup(Key{3}, "/three", nil, nil)
+	p4, check4 := lookup(Key{4}, "", []string{"c"}, []uint64{9})
+	l.sendLookups([]*pendingLookup{p1, p2, p3, p4})
+	for _, check := range []func(*testing.T){check1, check2, check3, check4} {
+		check(t)
 	}
 }
