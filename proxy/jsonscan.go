@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"encoding/json"
+)
+
+// objectMembers calls f with each member of the JSON object doc, in the
+// order written: its key, unquoted, and its value's bytes as written
+// (capped, so an append cannot reach the next member). doc must already
+// be valid JSON (json.Valid): this reads structure and checks little, at
+// a fraction of what encoding/json's Decoder costs a member. It reports
+// false if doc is not an object.
+func objectMembers(doc []byte, f func(key string, value []byte)) bool {
+	i := skipSpace(doc, 0)
+	if i >= len(doc) || doc[i] != '{' {
+		return false
+	}
+	i = skipSpace(doc, i+1)
+	if i < len(doc) && doc[i] == '}' {
+		return true
+	}
+	for i < len(doc) && doc[i] == '"' {
+		end := stringEnd(doc, i)
+		if end < 0 {
+			return false
+		}
+		key, ok := unquote(doc[i:end])
+		if !ok {
+			return false
+		}
+		i = skipSpace(doc, end)
+		if i >= len(doc) || doc[i] != ':' {
+			return false
+		}
+		i = skipSpace(doc, i+1)
+		end = valueEnd(doc, i)
+		if end < 0 {
+			return false
+		}
+		f(key, doc[i:end:end])
+		i = skipSpace(doc, end)
+		if i >= len(doc) {
+			return false
+		}
+		if doc[i] == '}' {
+			return true
+		}
+		if doc[i] != ',' {
+			return false
+		}
+		i = skipSpace(doc, i+1)
+	}
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at b[i],
+// a quote, or -1 if it does not end.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index just past the value that starts at b[i], or
+// -1 if it does not end.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end := stringEnd(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default: // a number, true, false or null
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
+}
+
+// unquote reads a JSON string as encoding/json does: plain ASCII as it
+// is, anything else (escapes, other UTF-8, invalid bytes) through json.
+func unquote(q []byte) (string, bool) {
+	if plainASCII(q[1 : len(q)-1]) {
+		return string(q[1 : len(q)-1]), true
+	}
+	var s string
+	return s, json.Unmarshal(q, &s) == nil
+}
+
+// plainASCII reports whether b is printable ASCII with no quote or
+// backslash: a string JSON writes as it is, between quotes.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
