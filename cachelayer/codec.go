@@ -74,7 +74,13 @@ func appendString(dst []byte, s string) []byte {
 // anything that is not exactly such an entry (another version, a
 // truncated or padded value, a number not in its shortest form) is an
 // ErrCorruptEntry. The entry does not share memory with b.
-func DecodeEntry(b []byte) (*Entry, error) {
+func DecodeEntry(b []byte) (*Entry, error) { return decodeEntry(b, true) }
+
+// decodeShared is DecodeEntry without the copy: the entry views b, which
+// must never change, as a Go string's bytes never do (an L2 value).
+func decodeShared(b []byte) (*Entry, error) { return decodeEntry(b, false) }
+
+func decodeEntry(b []byte, copied bool) (*Entry, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrCorruptEntry, len(b))
 	}
@@ -84,8 +90,12 @@ func DecodeEntry(b []byte) (*Entry, error) {
 	if b[1]&^flagVariant != 0 {
 		return nil, fmt.Errorf("%w: flags %#x", ErrCorruptEntry, b[1])
 	}
-	// One copy for the whole entry: its byte slices and strings view it.
-	r := reader{b: append([]byte(nil), b[2:]...)}
+	// At most one copy for the whole entry: its byte slices and strings
+	// view it, or b itself.
+	r := reader{b: b[2:]}
+	if copied {
+		r.b = append([]byte(nil), r.b...)
+	}
 	e := &Entry{Variant: b[1]&flagVariant != 0}
 	status := r.uvarint()
 	if status > 999 {
@@ -191,7 +201,7 @@ func (r *reader) bytes() []byte {
 }
 
 // string reads a length-prefixed string viewing r's buffer, which must
-// be the decoder's own copy: nothing else may write to those bytes.
+// never change: the decoder's own copy, or bytes no one writes.
 func (r *reader) string() string {
 	v := r.bytes()
 	if len(v) == 0 {

@@ -148,11 +148,23 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte{codecVersion, flagVariant, 0xc8, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEntry(b)
+		shared, sharedErr := decodeShared(b)
+		if (err == nil) != (sharedErr == nil) || !reflect.DeepEqual(e, shared) {
+			t.Fatalf("%q: DecodeEntry gave %+v, %v; decodeShared %+v, %v", b, e, err, shared, sharedErr)
+		}
 		if err != nil {
 			return
 		}
 		if again := e.AppendEncode(nil); !bytes.Equal(again, b) {
 			t.Fatalf("decoded %q but re-encoded %q", b, again)
+		}
+		// DecodeEntry's entry is its own: changing b changes nothing in it.
+		orig := bytes.Clone(b)
+		for i := range b {
+			b[i] ^= 0xff
+		}
+		if again := e.AppendEncode(nil); !bytes.Equal(again, orig) {
+			t.Fatalf("entry changed with the bytes it was decoded from: %q, then %q", orig, again)
 		}
 	})
 }

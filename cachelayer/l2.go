@@ -207,9 +207,10 @@ func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (
 		l.stats.misses.Add(1)
 		return nil, versions, nil
 	}
-	// DecodeEntry copies what it keeps, so reading the string's bytes in
-	// place saves a copy of every value.
-	e, err := DecodeEntry(unsafe.Slice(unsafe.StringData(p.value), len(p.value)))
+	// The entry views the value's bytes in place: a string's bytes never
+	// change, and no one writes to an entry's. That saves copying every
+	// value; callers that joined each decode their own Entry of them.
+	e, err := decodeShared(unsafe.Slice(unsafe.StringData(p.value), len(p.value)))
 	if err != nil {
 		l.stats.corrupt.Add(1)
 		l.stats.misses.Add(1)
