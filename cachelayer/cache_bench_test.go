@@ -40,7 +40,7 @@ func BenchmarkCacheLookupL1(b *testing.B) {
 }
 
 // BenchmarkCacheLookupL2 is the hit path through the real Valkey (L1 too
-// small to keep anything): one pipeline of GET and MGET per lookup, from
+// small to keep anything): lookups share MGETs, one a round trip, from
 // 32 goroutines per core.
 func BenchmarkCacheLookupL2(b *testing.B) {
 	addr := servicetest.RedisAddr(b)

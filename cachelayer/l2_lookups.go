@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -48,6 +49,10 @@ func (l *L2) runLookups() {
 		select {
 		case p := <-l.lookups:
 			batch = append(batch[:0], p)
+			// Let the goroutines that are ready run first: under load,
+			// many are about to queue a lookup, and this round trip
+			// takes them along. When none is, this returns at once.
+			runtime.Gosched()
 		gather:
 			for len(batch) < cap(batch) {
 				select {
