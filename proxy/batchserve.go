@@ -274,7 +274,12 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 			fields = append(fields, field{key: r.field, value: v})
 		}
 	}
-	out := append([]byte(nil), `{"success":true,"data":{`...)
+	const head, tail = `{"success":true,"data":{`, "}}\n"
+	size := len(head) + len(tail)
+	for _, f := range fields {
+		size += len(f.key) + len(f.value) + 4 // quotes, colon, comma
+	}
+	out := append(make([]byte, 0, size), head...)
 	for i, f := range fields {
 		if i > 0 {
 			out = append(out, ',')
@@ -282,7 +287,7 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 		k, _ := marshalJS(f.key)
 		out = append(append(append(out, k...), ':'), f.value...)
 	}
-	return append(out, "}}\n"...), nil
+	return append(out, tail...), nil
 }
 
 // batchEval resolves a batch item's templates against one request. An
@@ -348,9 +353,9 @@ func (e *batchEval) column(t configs.Template) (any, error) {
 	case string(raw) == "null":
 		return nil, nil
 	case raw[0] == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%w: %v", errBadBody, err)
+		s, ok := unquote(raw)
+		if !ok {
+			return nil, fmt.Errorf("%w: bad string %.40s", errBadBody, raw)
 		}
 		return s, nil
 	}
