@@ -49,7 +49,7 @@ type L2 struct {
 
 	queue   chan l2Write // entries for the writer; never closed
 	lookups chan *pendingLookup
-	// asking holds the lookups queued or in a pipeline, by entry key, so
+	// asking holds the lookups queued or on their way, by entry key, so
 	// that a herd on one key makes one round trip (see queueLookup).
 	askingMu sync.Mutex
 	asking   map[string]*pendingLookup
@@ -182,7 +182,7 @@ func (l *L2) observe(start time.Time, err error) {
 	}
 }
 
-// Get looks k up and reads the versions of tags in one pipeline. The
+// Get looks k up and reads the versions of tags in one round trip. The
 // versions are appended to versions, one per tag, 0 for a tag never
 // bumped; on an error, versions comes back as given. The entry is nil on
 // a miss, including a value that does not decode (counted as Corrupt).

@@ -1,11 +1,11 @@
 package cachelayer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -13,13 +13,13 @@ import (
 )
 
 // Lookups that arrive together share a round trip: each Get queues its
-// commands, and a few owned workers send whatever is queued as one
-// pipeline (auto-pipelining, as rueidis does). Under load that is one
-// write and one read system call for dozens of lookups instead of one
-// each, which is what an L2 hit mostly costs.
+// keys, and a few owned workers send whatever is queued as one MGET (on a
+// cluster, one pipeline of GETs): auto-pipelining, as rueidis does. Under
+// load that is one write and one read system call for dozens of lookups
+// instead of one each, which is what an L2 hit mostly costs.
 const (
-	lookupWorkers   = 2    // pipelines in flight at once
-	lookupBatch     = 128  // lookups in one pipeline at most
+	lookupWorkers   = 2    // round trips in flight at once
+	lookupBatch     = 128  // lookups in one round trip at most
 	lookupQueueSize = 4096 // lookups waiting; beyond, Get fails at once
 )
 
@@ -38,7 +38,7 @@ type pendingLookup struct {
 	value    string   // the entry's encoded value, if found
 	found    bool     // false: no such key
 	versions []uint64 // the tags' versions, one per tag key
-	err      error    // the round trip failed; the fields above are unset
+	err      error    // the lookup failed; then the fields above mean nothing
 }
 
 // runLookups is one lookup worker, owned by L2 and stopped by Close.
@@ -70,7 +70,8 @@ func (l *L2) runLookups() {
 }
 
 // sendLookups answers a batch in one round trip and wakes every caller.
-// The batch counts once for the breaker and Health.
+// The batch counts once for the breaker and Health, by whether Valkey
+// answered; a value that does not parse fails only the lookups it is for.
 func (l *L2) sendLookups(batch []*pendingLookup) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
@@ -80,11 +81,6 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 		err = l.lookupEach(ctx, batch)
 	} else {
 		err = l.lookupAll(ctx, batch)
-	}
-	if err != nil {
-		for _, p := range batch {
-			p.err = err
-		}
 	}
 	l.observe(start, err)
 	l.askingMu.Lock()
@@ -101,19 +97,25 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 
 // lookupAll reads a batch with one MGET: the entries, then each tag
 // version the batch needs, once. One command instead of two a lookup
-// halves what go-redis builds and parses and what Valkey dispatches.
+// halves what go-redis builds and parses and what Valkey dispatches. It
+// returns the round trip's error, which every lookup of the batch gets.
 func (l *L2) lookupAll(ctx context.Context, batch []*pendingLookup) error {
 	keys := make([]string, len(batch), 2*len(batch))
-	var at []int // where each lookup's tag keys are in keys, lookup by lookup
+	var at []int             // each lookup's tag keys' places in keys, lookup by lookup
+	var place map[string]int // a tag key's place in keys
 	for i, p := range batch {
 		keys[i] = p.entryKey
 		for _, tk := range p.tagKeys {
-			j := slices.Index(keys[len(batch):], tk)
-			if j < 0 {
-				j = len(keys) - len(batch)
+			j, ok := place[tk]
+			if !ok {
+				if place == nil {
+					place = make(map[string]int)
+				}
+				j = len(keys)
+				place[tk] = j
 				keys = append(keys, tk)
 			}
-			at = append(at, len(batch)+j)
+			at = append(at, j)
 		}
 	}
 	values, err := l.client.MGet(ctx, keys...).Result()
@@ -121,6 +123,9 @@ func (l *L2) lookupAll(ctx context.Context, batch []*pendingLookup) error {
 		err = fmt.Errorf("mget of %d keys answered %d values", len(keys), len(values))
 	}
 	if err != nil {
+		for _, p := range batch {
+			p.err = err
+		}
 		return err
 	}
 	versions := make([]uint64, len(at))
@@ -128,20 +133,24 @@ func (l *L2) lookupAll(ctx context.Context, batch []*pendingLookup) error {
 		if v, ok := values[i].(string); ok {
 			p.value, p.found = v, true
 		}
-		p.versions, versions = versions[:len(p.tagKeys):len(p.tagKeys)], versions[len(p.tagKeys):]
+		n := len(p.tagKeys)
+		p.versions, versions = versions[:n:n], versions[n:]
 		for j := range p.versions {
-			if p.versions[j], err = parseVersion(values[at[0]]); err != nil {
-				return err
+			if p.versions[j], err = parseVersion(values[at[j]]); err != nil {
+				p.err = err
+				break
 			}
-			at = at[1:]
 		}
+		at = at[n:]
 	}
 	return nil
 }
 
 // lookupEach reads a batch from a cluster in one pipeline: a GET for
 // every key, since the keys live in different slots and go-redis sends
-// each GET of a pipeline to its own node.
+// each GET of a pipeline to its own node. A lookup fails only if one of
+// its own commands does (its node is down, say); the round trip counts
+// as failed if any command did.
 func (l *L2) lookupEach(ctx context.Context, batch []*pendingLookup) error {
 	pipe := l.client.Pipeline()
 	var cmds []*redis.StringCmd
@@ -152,41 +161,38 @@ func (l *L2) lookupEach(ctx context.Context, batch []*pendingLookup) error {
 		}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is read below
-	for _, p := range batch {
-		value, err := cmds[0].Result()
+	var failed error
+	read := func(p *pendingLookup) (string, bool) {
+		v, err := cmds[0].Result()
 		cmds = cmds[1:]
-		switch {
-		case err == nil:
-			p.value, p.found = value, true
-		case !errors.Is(err, redis.Nil):
-			return err
+		if err != nil && !errors.Is(err, redis.Nil) {
+			failed = cmp.Or(failed, err)
+			p.err = cmp.Or(p.err, err)
 		}
+		return v, err == nil
+	}
+	for _, p := range batch {
+		p.value, p.found = read(p)
 		p.versions = make([]uint64, len(p.tagKeys))
 		for j := range p.versions {
-			v, err := cmds[0].Result()
-			cmds = cmds[1:]
-			switch {
-			case errors.Is(err, redis.Nil): // never bumped: version 0
-			case err != nil:
-				return err
-			default:
-				if p.versions[j], err = parseVersion(v); err != nil {
-					return err
-				}
+			v, ok := read(p)
+			if !ok || p.err != nil {
+				continue // never bumped (version 0), or already failed
 			}
+			p.versions[j], p.err = parseVersion(v)
 		}
 	}
-	return nil
+	return failed
 }
 
-// queueLookup hands a lookup to the workers and waits for its pipeline,
-// at most the L2 timeout (plus the pipeline's own, which is the same).
+// queueLookup hands a lookup to the workers and waits for its round trip,
+// at most the L2 timeout (plus the round trip's own, which is the same).
 //
 // A lookup of a key that is already queued or on its way, with the same
 // tags, waits for that one instead: a herd of clients missing L1 on one
 // key asks Valkey once, and its leader goes upstream without queueing
 // behind its own herd's copies of the question. The callers then read
-// the same commands; each decodes its own copy of the entry.
+// the same answer; each decodes its own Entry, viewing the same value.
 //
 // A caller that joins may get the answer to a question asked up to one
 // round trip before it arrived: a window like the one in which another

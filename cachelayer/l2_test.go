@@ -501,3 +501,29 @@ func TestL2BatchReadsEachLookup(t *testing.T) {
 		check(t)
 	}
 }
+
+// TestL2BadVersionFailsOnlyItsLookups: a tag key holding something that
+// is not a version (a foreign write) fails the lookups that read it, not
+// their batch-mates, and is not a failure of Valkey for the breaker.
+func TestL2BadVersionFailsOnlyItsLookups(t *testing.T) {
+	l, raw := sharedL2(t)
+	ctx := context.Background()
+	l.Set(Key{1}, fetched("/one", time.Now().UnixNano(), time.Minute, []string{"a"}, []uint64{0}))
+	l.Wait()
+	if err := raw.Set(ctx, l.tagKey("bad"), "not a number", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	good := &pendingLookup{entryKey: l.entryKey(Key{1}), tagKeys: []string{l.tagKey("a")}, done: make(chan struct{})}
+	bad := &pendingLookup{entryKey: l.entryKey(Key{2}), tagKeys: []string{l.tagKey("a"), l.tagKey("bad")}, done: make(chan struct{})}
+	before := l.Stats().Errors
+	l.sendLookups([]*pendingLookup{bad, good})
+	if good.err != nil || !good.found || !reflect.DeepEqual(good.versions, []uint64{0}) {
+		t.Fatalf("batch-mate: err %v, found %v, versions %v", good.err, good.found, good.versions)
+	}
+	if bad.err == nil {
+		t.Fatal("a lookup reading a bad version did not fail")
+	}
+	if n := l.Stats().Errors - before; n != 0 {
+		t.Fatalf("%d round trips counted failed; Valkey answered", n)
+	}
+}
