@@ -250,15 +250,17 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 // at once; busy ones after their answer. Then every batch route's queue is
 // flushed, so nothing a caller was told is written goes unwritten.
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	err := errors.Join(p.server.ShutdownWithContext(ctx), p.admin.ShutdownWithContext(ctx))
+	// The listeners close first: a Serve that has not yet taken one finds
+	// it closed and returns, rather than accept after fasthttp's shutdown
+	// has looked and found nothing to wait for. fasthttp then reports
+	// closing them again, which is no failure.
 	p.listenersMu.Lock()
 	p.stopping = true
 	for _, ln := range p.listeners {
-		// Already closed by fasthttp if its Serve had taken it; if not,
-		// its Serve, when it gets there, finds it closed and returns.
 		_ = ln.Close()
 	}
 	p.listenersMu.Unlock()
+	err := errors.Join(closedIsDone(p.server.ShutdownWithContext(ctx)), closedIsDone(p.admin.ShutdownWithContext(ctx)))
 	// Callers still waiting (if the server's wait ran out) are answered
 	// by these flushes, or ErrClosed once ctx ends.
 	err = errors.Join(err, p.closeBatches(ctx))
@@ -273,6 +275,14 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if p.ownTracer != nil {
 		// Sends the spans still buffered, within what is left of ctx.
 		err = errors.Join(err, p.ownTracer.Shutdown(ctx))
+	}
+	return err
+}
+
+// closedIsDone drops the error of closing a listener already closed.
+func closedIsDone(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
 	}
 	return err
 }
