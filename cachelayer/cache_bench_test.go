@@ -66,3 +66,24 @@ func BenchmarkCacheLookupL2(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
 }
+
+// BenchmarkCacheLookupL2Lone is one L2 hit at a time: the latency of a
+// lookup on an otherwise idle process, round trip included.
+func BenchmarkCacheLookupL2Lone(b *testing.B) {
+	addr := servicetest.RedisAddr(b)
+	prefix := servicetest.KeyPrefix(b)
+	writer := newReplica(b, addr, prefix, 1<<20)
+	reader := newReplica(b, addr, prefix, 64)
+	keys := benchKeys(b, writer, 256)
+	tags := []string{"products"}
+	ctx := context.Background()
+	versions := make([]uint64, 0, 4)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, tier, _ := reader.Lookup(ctx, keys[i&255], tags, versions[:0]); tier != TierL2 {
+			b.Fatal("not an L2 hit")
+		}
+		i++
+	}
+}
