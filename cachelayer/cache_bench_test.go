@@ -43,11 +43,7 @@ func BenchmarkCacheLookupL1(b *testing.B) {
 // small to keep anything): lookups share MGETs, one a round trip, from
 // 32 goroutines per core.
 func BenchmarkCacheLookupL2(b *testing.B) {
-	addr := servicetest.RedisAddr(b)
-	prefix := servicetest.KeyPrefix(b)
-	writer := newReplica(b, addr, prefix, 1<<20)
-	reader := newReplica(b, addr, prefix, 64)
-	keys := benchKeys(b, writer, 256)
+	reader, keys := l2BenchKeys(b)
 	tags := []string{"products"}
 	b.SetParallelism(32) // 64 goroutines on the project's 2 cores, as clients would be
 	b.ReportAllocs()
@@ -70,11 +66,7 @@ func BenchmarkCacheLookupL2(b *testing.B) {
 // BenchmarkCacheLookupL2Lone is one L2 hit at a time: the latency of a
 // lookup on an otherwise idle process, round trip included.
 func BenchmarkCacheLookupL2Lone(b *testing.B) {
-	addr := servicetest.RedisAddr(b)
-	prefix := servicetest.KeyPrefix(b)
-	writer := newReplica(b, addr, prefix, 1<<20)
-	reader := newReplica(b, addr, prefix, 64)
-	keys := benchKeys(b, writer, 256)
+	reader, keys := l2BenchKeys(b)
 	tags := []string{"products"}
 	ctx := context.Background()
 	versions := make([]uint64, 0, 4)
@@ -86,4 +78,14 @@ func BenchmarkCacheLookupL2Lone(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// l2BenchKeys writes 256 entries to the real Valkey through one replica and
+// returns another whose L1 is too small to keep any, so every lookup of
+// those keys is an L2 hit.
+func l2BenchKeys(b *testing.B) (*Cache, []Key) {
+	addr := servicetest.RedisAddr(b)
+	prefix := servicetest.KeyPrefix(b)
+	writer := newReplica(b, addr, prefix, 1<<20)
+	return newReplica(b, addr, prefix, 64), benchKeys(b, writer, 256)
 }
