@@ -102,9 +102,11 @@ routes:
 		case err == nil && resp.StatusCode() == 200 && len(resp.Body()) == len(body):
 			ok.Add(1)
 			return true
-		case err != nil && signalled.Load() && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrConnectionClosed)):
+		case err != nil && signalled.Load() && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, syscall.EPIPE)):
 			// After SIGTERM: the listener is closed (refused), or an idle
 			// keep-alive connection was closed before this request was read.
+			// The client sees that as the connection closed or, when it was
+			// still writing the request's 10 KB body, as a broken pipe.
 			refused.Add(1)
 			return false
 		default:
