@@ -41,6 +41,11 @@ type Cache struct {
 
 	lagObserver atomic.Pointer[func(time.Duration)] // see OnInvalidationLag
 
+	// Invalidations to send again (retry.go), with L2 only.
+	retry     *retryTags
+	stopRetry context.CancelFunc
+	retryDone chan struct{}
+
 	closeOnce sync.Once
 }
 
@@ -49,6 +54,8 @@ type cacheCounters struct {
 	invalidationsSent, invalidationsIn atomic.Uint64
 	bansSent, bansIn, deletesIn        atomic.Uint64
 	l1Flushes                          atomic.Uint64
+	invalidationsRetried               atomic.Uint64
+	invalidationsLost                  atomic.Uint64
 }
 
 // Stats counts what the Cache did since it was made.
@@ -72,6 +79,9 @@ type Stats struct {
 	// L1Flushes counts whole-L1 clears: one when the invalidation
 	// subscription drops, one when it is back.
 	L1Flushes uint64
+	// InvalidationsRetried counts tags whose invalidation failed and was
+	// then sent again; InvalidationsLost, those given up on (see retryFor).
+	InvalidationsRetried, InvalidationsLost uint64
 }
 
 // New builds a Cache. Zero fields of cfg take configs' defaults; with no
@@ -107,6 +117,10 @@ func New(cfg configs.Cache, log *slog.Logger) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c.startSubscriber()
+	c.retry, c.retryDone = newRetryTags(), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stopRetry = cancel
+	go c.runRetries(ctx)
 	c.serving.Store(true)
 	return c, nil
 }
@@ -235,7 +249,8 @@ func (c *Cache) Delete(ctx context.Context, k Key) error {
 // them. It returns after the local raise and
 // the publish. When L2 cannot be reached the local versions are bumped
 // anyway, so this replica stops answering with the old entries, and the
-// error says that the others may not know.
+// error says that the others may not know yet: the tags are sent again in
+// the background, for up to retryFor.
 func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 	if len(tags) == 0 {
 		return nil
@@ -246,16 +261,24 @@ func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 		c.versions.bump(tags, now, nil)
 		return nil
 	}
-	versions, err := c.l2.bump(ctx, tags, now, make([]uint64, 0, len(tags)))
-	if err != nil {
+	if err := c.sendInvalidation(ctx, tags, now); err != nil {
 		c.versions.bump(tags, now, nil)
-		return fmt.Errorf("invalidate: %w", err)
-	}
-	c.versions.raise(tags, versions, now)
-	if err := c.l2.publish(ctx, appendVersionsMessage(nil, c.id, time.Now().UnixNano(), tags, versions)); err != nil {
+		if dropped := c.retry.add(tags, now); dropped > 0 {
+			c.stats.invalidationsLost.Add(uint64(dropped))
+		}
 		return fmt.Errorf("invalidate: %w", err)
 	}
 	return nil
+}
+
+// sendInvalidation bumps tags in L2, raises them here and publishes them.
+func (c *Cache) sendInvalidation(ctx context.Context, tags []string, now int64) error {
+	versions, err := c.l2.bump(ctx, tags, now, make([]uint64, 0, len(tags)))
+	if err != nil {
+		return err
+	}
+	c.versions.raise(tags, versions, now)
+	return c.l2.publish(ctx, appendVersionsMessage(nil, c.id, time.Now().UnixNano(), tags, versions))
 }
 
 // Ban voids every entry whose request path starts with prefix and that
@@ -288,6 +311,8 @@ func (c *Cache) Stats() Stats {
 		Bans:                  c.bans.count(),
 		DeletesReceived:       c.stats.deletesIn.Load(),
 		L1Flushes:             c.stats.l1Flushes.Load(),
+		InvalidationsRetried:  c.stats.invalidationsRetried.Load(),
+		InvalidationsLost:     c.stats.invalidationsLost.Load(),
 	}
 	if c.l2 != nil {
 		s.L2 = c.l2.Stats()
@@ -335,6 +360,8 @@ func (c *Cache) WaitForTest() {
 func (c *Cache) Close() {
 	c.closeOnce.Do(func() {
 		if c.l2 != nil {
+			c.stopRetry()
+			<-c.retryDone
 			c.stopSubscriber()
 			c.l2.Close()
 		}
