@@ -324,8 +324,8 @@ func TestWritePropagatesToReplicas(t *testing.T) {
 	redisAddr := servicetest.RedisAddr(t)
 	prefix := servicetest.KeyPrefix(t)
 	_, origin := startOrigin(t)
-	_, addrA, _ := startProxy(t, propagationConfig(t, origin, l2Block(redisAddr, prefix)))
-	_, addrB, _ := startProxy(t, propagationConfig(t, origin, l2Block(redisAddr, prefix)))
+	pa, addrA, _ := startProxy(t, propagationConfig(t, origin, l2Block(redisAddr, prefix)))
+	pb, addrB, _ := startProxy(t, propagationConfig(t, origin, l2Block(redisAddr, prefix)))
 	ca, cb := rawClient(addrA), rawClient(addrB)
 	post := func(c *fasthttp.HostClient, path, body string) (string, string) {
 		resp := get(t, c, "POST", path, "Content-Type", "application/json", "body", body)
@@ -358,7 +358,11 @@ func TestWritePropagatesToReplicas(t *testing.T) {
 				break
 			}
 			if time.Since(stored) > 2*time.Second {
-				t.Fatalf("trial %d: A does not show B's write after 2s", i)
+				// What each replica's cache did, to tell a lost publish
+				// from a lost delivery or a breaker that refused it.
+				a, b := pa.cache.Stats(), pb.cache.Stats()
+				t.Fatalf("trial %d: A does not show B's write after 2s\nA: %+v\nB: %+v\nB's invalidations that failed: %d",
+					i, a, b, pb.invFailed.Load())
 			}
 			time.Sleep(200 * time.Microsecond)
 		}
