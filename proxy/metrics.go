@@ -160,6 +160,8 @@ var (
 	descInvSent       = desc("invalidations_sent_total", "Invalidations this replica published.")
 	descInvReceived   = desc("invalidations_received_total", "Other replicas' invalidations that reached this one.")
 	descInvFailed     = desc("invalidation_failures_total", "Invalidations that could not reach L2 or the other replicas.")
+	descInvRetried    = desc("invalidation_tags_retried_total", "Tags of failed invalidations sent again, and then taken.")
+	descInvLost       = desc("invalidation_tags_lost_total", "Tags of failed invalidations given up on after the retry window.")
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -237,6 +239,8 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descInvSent, cs.InvalidationsSent)
 	counter(descInvReceived, cs.InvalidationsReceived)
 	counter(descInvFailed, p.invFailed.Load())
+	counter(descInvRetried, cs.InvalidationsRetried)
+	counter(descInvLost, cs.InvalidationsLost)
 }
 
 func valkeyPool(ch chan<- prometheus.Metric, client string, s *redis.PoolStats) {

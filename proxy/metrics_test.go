@@ -93,6 +93,7 @@ func TestMetricsFamilies(t *testing.T) {
 		"sheepdog_sink_errors_total", "sheepdog_valkey_pool_connections", "sheepdog_valkey_pool_timeouts_total",
 		"sheepdog_postgres_pool_connections", "sheepdog_invalidations_sent_total", "sheepdog_invalidations_received_total",
 		"sheepdog_invalidation_failures_total", "sheepdog_invalidation_lag_seconds", "sheepdog_build_info",
+		"sheepdog_invalidation_tags_retried_total", "sheepdog_invalidation_tags_lost_total",
 	} {
 		if s[name] == nil {
 			// Vectors appear once a child exists: touch them first.
