@@ -284,8 +284,7 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 		if i > 0 {
 			out = append(out, ',')
 		}
-		k, _ := marshalJS(f.key)
-		out = append(append(append(out, k...), ':'), f.value...)
+		out = append(append(appendJSString(out, f.key), ':'), f.value...)
 	}
 	return append(out, tail...), nil
 }
@@ -404,9 +403,23 @@ func newID(prefix string, now time.Time) string {
 // marshalJS is json.Marshal without the HTML escapes (\u003c for <) that
 // JSON.stringify does not write, so answers read as the app's do.
 func marshalJS(v any) ([]byte, error) {
-	if s, ok := v.(string); ok && plainASCII([]byte(s)) {
-		return append(append(append(make([]byte, 0, len(s)+2), '"'), s...), '"'), nil
+	if s, ok := v.(string); ok {
+		return appendJSString(nil, s), nil
 	}
+	return encodeJS(v)
+}
+
+// appendJSString appends s as JSON.stringify writes it: plain ASCII as
+// it is, between quotes, without an Encoder.
+func appendJSString(dst []byte, s string) []byte {
+	if plainASCII(s) {
+		return append(append(append(dst, '"'), s...), '"')
+	}
+	v, _ := encodeJS(s) // a string always encodes
+	return append(dst, v...)
+}
+
+func encodeJS(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

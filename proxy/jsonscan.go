@@ -126,8 +126,9 @@ func unquote(q []byte) (string, bool) {
 
 // plainASCII reports whether b is printable ASCII with no quote or
 // backslash: a string JSON writes as it is, between quotes.
-func plainASCII(b []byte) bool {
-	for _, c := range b {
+func plainASCII[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
 		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 			return false
 		}
