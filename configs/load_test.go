@@ -257,7 +257,28 @@ func TestParseRejects(t *testing.T) {
 		{
 			name: "valkey negative ttl_default",
 			yaml: head + "  - name: w\n    match: {method: POST, path: \"/w/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], key: \"{path.k}\", value: \"{body}\", ttl_default: -1}\n",
-			want: []string{"bad.yaml:5: routes[0](w).batch.ttl_default: must be 0 or more seconds, got -1"},
+			want: []string{"bad.yaml:5: routes[0](w).batch.ttl_default: want a whole number of seconds, 0 to 4611686018427387, got -1"},
+		},
+		{
+			name: "valkey ttls that can never be seconds",
+			yaml: head +
+				"  - name: a\n    match: {method: POST, path: \"/a/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], key: \"{path.k}\", value: \"{body}\", ttl: ten}\n" +
+				"  - name: b\n    match: {method: POST, path: \"/b/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], key: \"{path.k}\", value: \"{body}\", ttl: \"-5\"}\n" +
+				"  - name: c\n    match: {method: POST, path: \"/c/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], key: \"{path.k}\", value: \"{body}\", ttl: \"{id:t}\"}\n" +
+				"  - name: d\n    match: {method: POST, path: \"/d/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], key: \"{path.k}\", value: \"{body}\", ttl: \"{body.ttl=abc}\"}\n" +
+				"  - name: e\n    match: {method: POST, path: \"/e/{k}\"}\n    batch: {sink: valkey, addrs: [127.0.0.1:6379], key: \"{path.k}\", value: \"{body}\", ttl: \"1{body.ttl}\"}\n",
+			want: []string{
+				`bad.yaml:5: routes[0](a).batch.ttl: "ten" is not a whole number of seconds, 0 to 4611686018427387`,
+				`bad.yaml:8: routes[1](b).batch.ttl: "-5" is not a whole number of seconds, 0 to 4611686018427387`,
+				"bad.yaml:11: routes[2](c).batch.ttl: {id:t} is not a number of seconds",
+				`bad.yaml:14: routes[3](d).batch.ttl: default "abc" is not a whole number of seconds, 0 to 4611686018427387`,
+				`bad.yaml:17: routes[4](e).batch.ttl: a ttl is seconds: a whole number, or one placeholder such as {body.ttl=0}, not "1{body.ttl}"`,
+			},
+		},
+		{
+			name: "ttl_default on an http sink",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch: {sink: http, url: /batch, ttl_default: 50}\n",
+			want: []string{"bad.yaml:5: routes[0](w).batch.ttl_default: applies only to valkey sinks"},
 		},
 		{
 			name: "valkey del with ttl_default",

@@ -332,7 +332,7 @@ var sinkKeys = []struct {
 	keys []string
 }{
 	{SinkHTTP, []string{"url", "wrap", "split"}},
-	{SinkValkey, []string{"op", "key", "value", "ttl", "addrs"}},
+	{SinkValkey, []string{"op", "key", "value", "ttl", "ttl_default", "addrs"}},
 	{SinkPostgres, []string{"table", "columns", "returning"}},
 }
 
@@ -385,8 +385,8 @@ func (v validator) valkeySink(bk string, b *BatchRule, sc scope, l2Addrs []strin
 	need := map[string]bool{"key": b.Op != OpBatch, "value": b.Op == OpSet, "ttl": b.Op == OpExpire}
 	allowed := map[string]bool{"key": b.Op != OpBatch, "value": b.Op == OpSet, "ttl": b.Op == OpSet || b.Op == OpExpire}
 	switch {
-	case b.TTLDefault < 0:
-		v.problem(bk+".ttl_default", "must be 0 or more seconds, got %d", b.TTLDefault)
+	case b.TTLDefault < 0 || b.TTLDefault > MaxTTLSeconds:
+		v.problem(bk+".ttl_default", "want a whole number of seconds, 0 to %d, got %d", MaxTTLSeconds, b.TTLDefault)
 	case b.TTLDefault > 0 && !allowed["ttl"]:
 		v.problem(bk+".ttl_default", "op %s takes no ttl", b.Op)
 	}
@@ -397,10 +397,40 @@ func (v validator) valkeySink(bk string, b *BatchRule, sc scope, l2Addrs []strin
 			v.problem(fk, "required for op %s", b.Op)
 		case f.tmpl != "" && !allowed[f.key]:
 			v.problem(fk, "op %s takes no %s", b.Op, f.key)
+		case f.key == "ttl" && f.tmpl != "":
+			v.ttl(fk, f.tmpl, sc)
 		case f.tmpl != "":
 			v.template(fk, f.tmpl, sc, true)
 		}
 	}
+}
+
+// ttl checks a valkey sink's ttl: whole seconds, or one placeholder whose
+// default, if it has one, is whole seconds. A falsy literal or default
+// (0, null, false) stands for ttl_default, as at run time.
+func (v validator) ttl(path, s string, sc scope) {
+	v.template(path, s, sc, true)
+	t, err := ParseTemplate(s)
+	if err != nil || len(t) == 0 {
+		return // reported by template
+	}
+	p := t[0]
+	switch {
+	case len(t) > 1:
+		v.problem(path, "a ttl is seconds: a whole number, or one placeholder such as {body.ttl=0}, not %q", s)
+	case p.Source == SourceID:
+		v.problem(path, "{id:%s} is not a number of seconds", p.IDPrefix)
+	case p.IsLiteral() && !ttlText(p.Literal):
+		v.problem(path, "%q is not a whole number of seconds, 0 to %d", p.Literal, MaxTTLSeconds)
+	case !p.IsLiteral() && p.HasDefault && !ttlText(p.Default):
+		v.problem(path, "default %q is not a whole number of seconds, 0 to %d", p.Default, MaxTTLSeconds)
+	}
+}
+
+// ttlText reports whether a ttl's text is accepted at run time.
+func ttlText(s string) bool {
+	_, ok := TTLSeconds(s)
+	return ok || FalsyTTL(s)
 }
 
 func (v validator) postgresSink(bk string, b *BatchRule, sc scope) {

@@ -142,12 +142,13 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 		if err != nil {
 			return batchFail(ctx, err)
 		}
-		if falsyTTL(ttl) {
+		if configs.FalsyTTL(ttl) {
 			// The app sets no expiry for these, or, given ttl_default,
 			// that many seconds (its `ttl || 86400`).
 			ttl = strconv.FormatInt(b.ttlDefault, 10)
 		}
-		if item.TTL, err = strconv.ParseInt(ttl, 10, 64); err != nil || item.TTL < 0 || item.TTL > upstream.MaxTTLSeconds {
+		var ok bool
+		if item.TTL, ok = configs.TTLSeconds(ttl); !ok {
 			return batchFail(ctx, &errBadField{field: "ttl", problem: ttlProblem})
 		}
 	} else if b.ttlDefault > 0 {
@@ -165,7 +166,7 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 
 // ttlProblem is what a ttl must be: more than MaxTTLSeconds would pass
 // Valkey's own limit, and past time.Duration's, and fail after queueing.
-var ttlProblem = "want a whole number of seconds, 0 to " + strconv.FormatInt(upstream.MaxTTLSeconds, 10)
+var ttlProblem = "want a whole number of seconds, 0 to " + strconv.FormatInt(configs.MaxTTLSeconds, 10)
 
 // batchPostgres resolves one value per column and answers in the app's
 // shape, {"success":true,"data":{...body, ...returning}}.
@@ -427,15 +428,4 @@ func encodeJS(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// falsyTTL reports whether JavaScript finds a ttl's value false: missing,
-// null, false, "" or a number equal to 0.
-func falsyTTL(ttl string) bool {
-	switch ttl {
-	case "", "null", "false":
-		return true
-	}
-	f, err := strconv.ParseFloat(ttl, 64)
-	return err == nil && f == 0
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/style-shepherd/sheepdog/configs"
 )
 
 // The app's POST /api/vultr/valkey/batch takes
@@ -32,11 +34,6 @@ const NullOperationMessage = "Cannot read properties of null (reading 'key')"
 // cacheSetFailed is the message of the error the app's cache set throws,
 // which a batch set's result carries.
 const cacheSetFailed = "Failed to set cache value"
-
-// MaxTTLSeconds keeps an expiry in milliseconds inside int64, as Valkey's
-// own check does: a longer SETEX is refused. The proxy refuses a longer
-// ttl with a 400 before the item is queued.
-const MaxTTLSeconds = (1<<63 - 1) / 1000 / 2
 
 // The operation types the app answers.
 const (
@@ -159,7 +156,7 @@ func setexTTL(raw json.RawMessage) (seconds int64, refused bool) {
 		return 0, true
 	}
 	n, ok := redisInteger(JSString(raw))
-	if !ok || n <= 0 || n > MaxTTLSeconds {
+	if !ok || n <= 0 || n > configs.MaxTTLSeconds {
 		return 0, true
 	}
 	return n, false
