@@ -426,16 +426,16 @@ func TestPrivateErrorNotShared(t *testing.T) {
 	}
 }
 
-// TestOddUpstreamStatus: a status past 599 from the app is passed on and
-// not stored; it used to index past the storable-status table and crash
-// the process from inside the flight.
-func TestOddUpstreamStatus(t *testing.T) {
+// startRawOrigin answers every request with answer, written as it is, and
+// with closeAfter closes the connection then. It counts the requests.
+func startRawOrigin(t *testing.T, answer string, closeAfter bool) (addr string, asked *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	var asked atomic.Int64
+	asked = new(atomic.Int64)
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -448,13 +448,57 @@ func TestOddUpstreamStatus(t *testing.T) {
 				var req fasthttp.Request
 				for req.Read(br) == nil {
 					asked.Add(1)
-					conn.Write([]byte("HTTP/1.1 600 Odd\r\nContent-Type: application/json\r\n" +
-						"Cache-Control: public, max-age=60\r\nContent-Length: 2\r\n\r\n{}"))
+					conn.Write([]byte(answer))
+					if closeAfter {
+						return
+					}
 				}
 			}()
 		}
 	}()
-	_, addr, _ := startProxy(t, cacheConfig(t, ln.Addr().String(), ""))
+	return ln.Addr().String(), asked
+}
+
+// TestTruncatedUpstreamBody: an answer whose body breaks off before its
+// Content-Length is a failed exchange, 502 JSON, on a pass route and on a
+// cache route, where it is not stored either. fasthttp's Response.Body
+// put the read error's text in its place, and that went out as a 200 and
+// was stored.
+func TestTruncatedUpstreamBody(t *testing.T) {
+	originAddr, asked := startRawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"+
+		"Cache-Control: public, max-age=60\r\nContent-Length: 100\r\n\r\n{\"partial\":", true)
+	for _, tc := range []struct {
+		name string
+		cfg  *configs.Config
+	}{
+		{"pass", testConfig(t, originAddr, "")},
+		{"cache", cacheConfig(t, originAddr, "")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr, _ := startProxy(t, tc.cfg)
+			c := rawClient(addr)
+			before := asked.Load()
+			for range 2 {
+				resp := get(t, c, "GET", "/api/vultr/postgres/products?category=cut")
+				if resp.StatusCode() != fasthttp.StatusBadGateway || !bytes.Contains(resp.Body(), []byte(`"code":"upstream_unreachable"`)) {
+					t.Errorf("got %d %q (X-Cache %q), want 502 upstream_unreachable", resp.StatusCode(), resp.Body(), resp.Header.Peek("X-Cache"))
+				}
+				fasthttp.ReleaseResponse(resp)
+			}
+			if got := asked.Load() - before; got != 2 {
+				t.Errorf("the app was asked %d times for 2 requests; want 2 (nothing stored)", got)
+			}
+		})
+	}
+}
+
+// TestOddUpstreamStatus: a status past 599 from the app is passed on and
+// not stored; it used to index past the storable-status table and crash
+// the process from inside the flight.
+func TestOddUpstreamStatus(t *testing.T) {
+	originAddr, asked := startRawOrigin(t, "HTTP/1.1 600 Odd\r\nContent-Type: application/json\r\n"+
+		"Cache-Control: public, max-age=60\r\nContent-Length: 2\r\n\r\n{}", false)
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
 	c := rawClient(addr)
 	for range 2 {
 		resp := get(t, c, "GET", "/api/vultr/postgres/products?category=odd")

@@ -3,7 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"io"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -177,9 +177,12 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	cc := parseCacheControl(resp.Header.Peek("Cache-Control"))
 	varyAll, vary := parseVary(resp.Header.PeekAll("Vary"))
 	hasCookie := len(resp.Header.PeekAll("Set-Cookie")) > 0
-	body, ok := readWhole(resp) // releases resp
-	if !ok {
-		return &fetched{} // too large: everyone passes through
+	body, err := upstream.ReadWhole(resp, maxEntryBody) // releases resp
+	switch {
+	case errors.Is(err, upstream.ErrBodyTooLong):
+		return &fetched{} // everyone passes through
+	case err != nil:
+		return &fetched{err: err} // cut short: an upstream failure, never an answer
 	}
 	e.Body = body
 
@@ -209,25 +212,6 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	p.cache.Store(key, e)
 	f.stored = true
 	return f
-}
-
-// readWhole reads an upstream body into memory, up to maxEntryBody, and
-// releases resp. false means the body was longer; its connection has been
-// dropped.
-func readWhole(resp *fasthttp.Response) ([]byte, bool) {
-	if !upstream.Streamed(resp) {
-		b := append([]byte(nil), resp.Body()...)
-		fasthttp.ReleaseResponse(resp)
-		return b, true
-	}
-	body := upstream.NewBody(resp) // owns and releases resp
-	b, err := io.ReadAll(io.LimitReader(body, maxEntryBody+1))
-	if err != nil || len(b) > maxEntryBody {
-		body.CloseWithError(errBodyTooLarge) //nolint:errcheck // only releases
-		return nil, false
-	}
-	body.CloseWithError(nil) //nolint:errcheck
-	return b, true
 }
 
 // keptHeaders copies the response headers an entry keeps: all but the

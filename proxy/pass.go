@@ -97,7 +97,7 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) {
 
 // answer copies the upstream response to the client, taking ownership of
 // resp: a streamed body releases it once written, otherwise it is released
-// here after its (short) body is copied.
+// here after its (short) body is read.
 func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 	resp.Header.CopyTo(&ctx.Response.Header)
 	// CopyTo resets the flag that keeps fasthttp from inventing a
@@ -109,10 +109,16 @@ func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 		ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())
 		return
 	}
-	if body := resp.Body(); len(body) > 0 {
-		ctx.Response.SetBody(body)
+	body, err := upstream.ReadWhole(resp, maxEntryBody) // releases resp
+	if err != nil {
+		// Cut short or stalled before the answer's first byte went out:
+		// a failed exchange, answered as one (fail resets the answer).
+		fail(ctx, err)
+		return
 	}
-	fasthttp.ReleaseResponse(resp)
+	if len(body) > 0 {
+		ctx.Response.SetBodyRaw(body)
+	}
 }
 
 // limitedBody streams the client's request body upstream and fails once it

@@ -25,15 +25,47 @@ func NewBody(resp *fasthttp.Response) *Body {
 	return &Body{resp: resp, stream: resp.BodyStream()}
 }
 
-// Streamed reports whether resp's body is still arriving: longer than the
-// client reads whole, or chunked. Otherwise resp.Body() is already in
-// memory and reading it returns the connection to the pool at once.
+// Streamed reports whether resp's body is long enough to stream to a
+// client as it arrives: longer than the client reads whole, or chunked.
+// Otherwise read it whole with ReadWhole before answering.
 func Streamed(resp *fasthttp.Response) bool {
 	if resp.BodyStream() == nil {
 		return false
 	}
 	n := resp.Header.ContentLength()
 	return n < 0 || n > streamThreshold
+}
+
+// ErrBodyTooLong is ReadWhole's error for a body longer than its limit.
+var ErrBodyTooLong = errors.New("upstream body longer than the limit")
+
+// ReadWhole reads resp's body into memory, at most limit bytes, and
+// releases resp. A body that breaks off or stalls is an *Error, never a
+// shorter body: fasthttp's Response.Body would hand back the error's text
+// in its place. A longer body is ErrBodyTooLong, and its connection is
+// dropped.
+func ReadWhole(resp *fasthttp.Response, limit int) ([]byte, error) {
+	if resp.BodyStream() == nil {
+		b := append([]byte(nil), resp.Body()...)
+		fasthttp.ReleaseResponse(resp)
+		if len(b) > limit {
+			return nil, ErrBodyTooLong
+		}
+		return b, nil
+	}
+	body := NewBody(resp)
+	b, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
+	switch {
+	case err != nil:
+		err = &Error{Kind: classify(err), Err: err}
+	case len(b) > limit:
+		err = ErrBodyTooLong
+	}
+	body.CloseWithError(err) //nolint:errcheck // only releases
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 func (b *Body) Read(p []byte) (int, error) {

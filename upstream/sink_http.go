@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 
@@ -183,17 +182,8 @@ func (s *HTTPSink) post(req *fasthttp.Request) (status int, answer []byte, retry
 	}
 	status = resp.StatusCode()
 	retryAfter = string(resp.Header.Peek(fasthttp.HeaderRetryAfter))
-	if resp.BodyStream() == nil {
-		answer = append([]byte(nil), resp.Body()...)
-		fasthttp.ReleaseResponse(resp)
-		return status, answer, retryAfter, nil
-	}
-	// A long answer arrives as a stream: Body releases resp, and drops
-	// the connection when the answer is cut at the limit.
-	body := NewBody(resp)
-	answer, err = io.ReadAll(io.LimitReader(body, maxBatchAnswer+1))
-	body.CloseWithError(nil) //nolint:errcheck // only releases
-	if err == nil && len(answer) > maxBatchAnswer {
+	answer, err = ReadWhole(resp, maxBatchAnswer)
+	if errors.Is(err, ErrBodyTooLong) {
 		err = fmt.Errorf("answer over %d bytes", maxBatchAnswer)
 	}
 	if err != nil {
