@@ -219,12 +219,16 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 // the client that asked: an answer that sets a cookie is neither stored
 // nor shared (see fetch).
 func keptHeaders(h *fasthttp.ResponseHeader) []cachelayer.HeaderField {
-	stripHopByHop(h)
+	var buf [256]byte
+	hop := connectionNames(buf[:0], h)
 	h.SetNoDefaultContentType(true) // All would invent one otherwise
 	var out []cachelayer.HeaderField
 	for k, v := range h.All() {
 		switch string(k) {
 		case "Content-Length", "Date", "Age", "Transfer-Encoding", "Connection":
+			continue
+		}
+		if isHopByHop(k, hop) {
 			continue
 		}
 		out = append(out, cachelayer.HeaderField{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"iter"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 
 	"github.com/valyala/fasthttp"
 )
@@ -32,25 +34,84 @@ var (
 // header is what request and response headers share for hop-by-hop removal.
 type header interface {
 	PeekAll(key string) [][]byte
+	PeekBytes(key []byte) []byte
 	DelBytes(key []byte)
+	AddBytesKV(key, value []byte)
+	All() iter.Seq2[[]byte, []byte]
 }
 
-// stripHopByHop removes the hop-by-hop headers and every header the
-// Connection header names, in any of its lines (one list, RFC 9110 §5.3).
-func stripHopByHop(h header) {
+// stripHopByHop removes from h, a copy of orig, the hop-by-hop headers and
+// every header the Connection header names, in any of its lines (one list,
+// RFC 9110 §5.3). Repeated lines keep orig's order.
+func stripHopByHop(h, orig header) {
 	var buf [256]byte
-	names := buf[:0]
-	for _, line := range h.PeekAll("Connection") {
-		names = append(append(names, line...), ',')
+	names := connectionNames(buf[:0], h)
+	removed := false
+	del := func(name []byte) {
+		if h.PeekBytes(name) != nil {
+			h.DelBytes(name)
+			removed = true
+		}
 	}
-	// names is a copy: deleting headers may reuse what PeekAll viewed.
 	for name := range bytes.SplitSeq(names, []byte(",")) {
 		if name = bytes.TrimSpace(name); len(name) > 0 {
-			h.DelBytes(name)
+			del(name)
 		}
 	}
 	for _, name := range hopByHop {
+		del(name)
+	}
+	if removed {
+		restoreOrder(h, orig)
+	}
+}
+
+// connectionNames appends the names h's Connection lines list, comma
+// separated. It copies: deleting headers may reuse what PeekAll viewed.
+func connectionNames(dst []byte, h header) []byte {
+	for _, line := range h.PeekAll("Connection") {
+		dst = append(append(dst, line...), ',')
+	}
+	return dst
+}
+
+// isHopByHop reports whether a header of this name describes one
+// connection: a fixed hop-by-hop header, or one of names, the Connection
+// header's list.
+func isHopByHop(name, names []byte) bool {
+	for _, h := range hopByHop {
+		if bytes.EqualFold(name, h) {
+			return true
+		}
+	}
+	for n := range bytes.SplitSeq(names, []byte(",")) {
+		if n = bytes.TrimSpace(n); len(n) > 0 && bytes.EqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreOrder puts the lines of every repeated header of h back in orig's
+// order: fasthttp deletes a header by moving the last one into its place,
+// which can turn the lines of one list (X-Forwarded-For, Accept) around.
+func restoreOrder(h, orig header) {
+	var seen, repeated [][]byte
+	for k := range h.All() {
+		if slices.ContainsFunc(seen, func(s []byte) bool { return bytes.EqualFold(s, k) }) {
+			if !slices.ContainsFunc(repeated, func(s []byte) bool { return bytes.EqualFold(s, k) }) {
+				repeated = append(repeated, append([]byte(nil), k...))
+			}
+			continue
+		}
+		seen = append(seen, k)
+	}
+	for _, name := range repeated {
+		lines := orig.PeekAll(string(name))
 		h.DelBytes(name)
+		for _, v := range lines {
+			h.AddBytesKV(name, v)
+		}
 	}
 }
 
@@ -59,7 +120,7 @@ func stripHopByHop(h header) {
 // address appended to X-Forwarded-For, X-Forwarded-Proto set unless a proxy
 // in front already set it, and X-Request-Id kept or generated.
 func prepareRequest(ctx *fasthttp.RequestCtx, out *fasthttp.RequestHeader) {
-	stripHopByHop(out)
+	stripHopByHop(out, &ctx.Request.Header)
 	// The upstream connection is ours and kept alive whatever the client
 	// asked of its own.
 	out.ResetConnectionClose()
@@ -75,6 +136,8 @@ func prepareRequest(ctx *fasthttp.RequestCtx, out *fasthttp.RequestHeader) {
 		// Set replaces only the first of repeated lines: drop them all.
 		out.DelBytes(hdrForwardedFor)
 		out.SetBytesKV(hdrForwardedFor, append(append(joined, ", "...), client...))
+		restoreOrder(out, &ctx.Request.Header) // the delete moved a line
+
 	} else {
 		out.SetBytesKV(hdrForwardedFor, client)
 	}

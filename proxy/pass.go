@@ -103,7 +103,7 @@ func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 	// CopyTo resets the flag that keeps fasthttp from inventing a
 	// Content-Type when the app sent none.
 	ctx.Response.Header.SetNoDefaultContentType(true)
-	stripHopByHop(&ctx.Response.Header)
+	stripHopByHop(&ctx.Response.Header, &resp.Header)
 	ctx.Response.Header.ResetConnectionClose()
 	if upstream.Streamed(resp) {
 		ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())

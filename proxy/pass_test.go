@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +195,17 @@ func TestForwardedHeaders(t *testing.T) {
 			func(t *testing.T) {
 				if got := origin.header("X-Forwarded-For"); len(got) != 1 || got[0] != "203.0.113.9, 198.51.100.2, 127.0.0.1" {
 					t.Errorf("X-Forwarded-For = %q", got)
+				}
+			}},
+		{"repeated lines keep their order past hop-by-hop removal",
+			[][2]string{{"Te", "trailers"}, {"Accept", "text/html"}, {"Keep-Alive", "timeout=5"}, {"X-Forwarded-For", "203.0.113.7"},
+				{"Accept", "application/json"}, {"X-Forwarded-For", "10.0.0.2"}},
+			func(t *testing.T) {
+				if got := origin.header("X-Forwarded-For"); len(got) != 1 || got[0] != "203.0.113.7, 10.0.0.2, 127.0.0.1" {
+					t.Errorf("X-Forwarded-For = %q, want the client's lines in order, then its address", got)
+				}
+				if got := origin.header("Accept"); !slices.Equal(got, []string{"text/html", "application/json"}) {
+					t.Errorf("Accept = %q, want the client's two lines in order", got)
 				}
 			}},
 		{"forwarded proto set", nil, func(t *testing.T) {
