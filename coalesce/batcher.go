@@ -185,10 +185,11 @@ func NewBatcher[I, R any](cfg BatcherConfig, size func(I) int, flush FlushFunc[I
 // writes it.
 //
 // It returns ErrQueueFull at once when Queue items are already waiting,
-// and ErrClosed once Close has begun. If ctx ends first, Submit returns
-// ctx.Err(): an item not yet handed to a flush is then dropped and never
-// written, but one whose flush has begun may still be written, its result
-// unseen.
+// and ErrClosed once Close has begun. If ctx ends while the item waits
+// for a flush, it is dropped, never written, and Submit returns ctx.Err().
+// Once its flush has begun the write may land, so Submit waits for the
+// flush's own result, which Timeout bounds: a caller is never told its
+// write failed when it may not have.
 func (b *Batcher[I, R]) Submit(ctx context.Context, item I) (R, error) {
 	var zero R
 	if err := ctx.Err(); err != nil {
@@ -231,9 +232,12 @@ func (b *Batcher[I, R]) Submit(ctx context.Context, item I) (R, error) {
 		p.state = dropped
 		b.queued--
 		b.bytes -= p.size
+		b.mu.Unlock()
+		return zero, ctx.Err()
 	}
 	b.mu.Unlock()
-	return zero, ctx.Err()
+	<-p.done // taken into a flush
+	return p.res, p.err
 }
 
 // Close stops taking items (Submit returns ErrClosed), flushes every item

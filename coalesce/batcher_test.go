@@ -376,6 +376,35 @@ func TestBatcherFullBatchGoes(t *testing.T) {
 	}
 }
 
+// TestBatcherLateCallerGetsItsResult: a caller whose deadline passes while
+// its item is in a flush gets that flush's result, not its deadline's
+// error: the write lands, and the caller must know it did. An item still
+// queued when its caller gives up is dropped, never written.
+func TestBatcherLateCallerGetsItsResult(t *testing.T) {
+	servicetest.CheckGoroutines(t)
+	s := newSink()
+	b := startBatcher(t, BatcherConfig{MaxItems: 1, MaxInFlight: 1}, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	out := make(chan map[int]outcome, 2)
+	submit(ctx, b, job{ID: 1, Held: true}, out) // flushed, held at the gate
+	waitFor(t, "job 1's flush", func() bool { return len(s.recorded()) == 1 })
+	submit(ctx, b, job{ID: 2}, out) // queued behind it: MaxInFlight 1
+	<-ctx.Done()
+	time.Sleep(20 * time.Millisecond) // both callers are past their deadline
+	s.open()
+	got := collect(t, out, 2)
+	if o := got[1]; o.err != nil || o.res != answer(1) {
+		t.Errorf("job 1, in a flush when its deadline passed: %q, %v; want %q", o.res, o.err, answer(1))
+	}
+	if o := got[2]; !errors.Is(o.err, context.DeadlineExceeded) {
+		t.Errorf("job 2, queued when its deadline passed: %q, %v; want %v", o.res, o.err, context.DeadlineExceeded)
+	}
+	if rec := s.recorded(); len(rec) != 1 {
+		t.Errorf("flushes %v, want only job 1's: job 2 was dropped", rec)
+	}
+}
+
 // TestBatcherNoSplitOnTimeout: a batch that runs out of time is not split,
 // as each half would wait as long again on a slow sink.
 func TestBatcherNoSplitOnTimeout(t *testing.T) {
@@ -655,8 +684,10 @@ func TestBatcherSubmitContext(t *testing.T) {
 			}
 			waitFor(t, "the job queued or flushing", func() bool { s := b.Stats(); return s.Queued+s.InFlight == busy })
 			cancel()
-			if o := collect(t, mine, 1)[id]; !errors.Is(o.err, context.Canceled) {
-				t.Errorf("cancelled caller: %q, %v", o.res, o.err)
+			if tt.queued {
+				if o := collect(t, mine, 1)[id]; !errors.Is(o.err, context.Canceled) {
+					t.Errorf("cancelled caller: %q, %v", o.res, o.err)
+				}
 			}
 			if st := b.Stats(); st.Queued != 0 {
 				t.Errorf("stats after cancel %+v, want nothing queued", st)
@@ -664,6 +695,13 @@ func TestBatcherSubmitContext(t *testing.T) {
 			s.open()
 			if out != nil {
 				collect(t, out, 1)
+			}
+			if !tt.queued {
+				// Its write lands, so its caller hears so (see
+				// TestBatcherLateCallerGetsItsResult).
+				if o := collect(t, mine, 1)[id]; o.err != nil || o.res != answer(id) {
+					t.Errorf("caller cancelled during its flush: %q, %v; want %q", o.res, o.err, answer(id))
+				}
 			}
 			waitFor(t, "flushes to end", func() bool { return b.Stats().InFlight == 0 })
 			if written := s.flushedOK(nil)[id] == 1; written != tt.wantWritten {

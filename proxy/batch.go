@@ -30,10 +30,13 @@ type batchRoute struct {
 	postgres *coalesce.Batcher[upstream.PostgresItem, upstream.PostgresResult]
 	pgSink   *upstream.PostgresSink // for its pool stats
 
-	// valkey: the templates of one item.
+	// valkey: the templates of one item. bodyless: none of them, nor
+	// an invalidation, reads the body, so a request may come without one
+	// (a DELETE, an expire).
 	op              string
 	key, value, ttl configs.Template
 	ttlDefault      int64 // seconds that replace a falsy ttl
+	bodyless        bool
 
 	// postgres: one template per column, in the sink's column order, and
 	// the answer fields that the returned columns fill.
@@ -171,6 +174,7 @@ func (p *Proxy) buildValkey(b *batchRoute, rule *configs.BatchRule, cfg coalesce
 	if b.ttl, err = parseBatchTemplate("ttl", rule.TTL); err != nil {
 		return err
 	}
+	b.bodyless = !readsBody(b.key) && !readsBody(b.value) && !readsBody(b.ttl)
 	client, err := p.valkeyClient(rule)
 	if err != nil {
 		return err
@@ -179,6 +183,11 @@ func (p *Proxy) buildValkey(b *batchRoute, rule *configs.BatchRule, cfg coalesce
 	size := func(it upstream.ValkeyItem) int { return len(it.Key) + len(it.Value) }
 	b.valkey, err = coalesce.NewBatcher(cfg, size, sink.Flush)
 	return err
+}
+
+// readsBody reports whether t takes a value from the request's body.
+func readsBody(t configs.Template) bool {
+	return slices.ContainsFunc(t, func(p configs.Part) bool { return p.Source == configs.SourceBody })
 }
 
 // buildPostgres compiles the column templates in the order of the sorted

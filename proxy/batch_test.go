@@ -66,6 +66,12 @@ routes:
     match: {method: POST, path: "/api/vultr/valkey/cache/{key}"}
     batch: {sink: valkey, op: set, key: "%s{path.key}", value: "{body.value}", ttl: "{body.ttl=0}",
             addrs: ["%s"], max_wait: 5ms}
+  - name: cache-delete
+    match: {method: DELETE, path: "/api/vultr/valkey/cache/{key}"}
+    batch: {sink: valkey, op: del, key: "%s{path.key}", addrs: ["%s"]}
+  - name: session-touch
+    match: {method: POST, path: "/api/vultr/valkey/session/{sessionId}/touch"}
+    batch: {sink: valkey, op: expire, key: "%ssession:{path.sessionId}", ttl: "60", addrs: ["%s"]}
   - name: session-write
     match: {method: POST, path: "/api/vultr/valkey/session/{sessionId}"}
     batch: {sink: valkey, op: set, key: "%ssession:{path.sessionId}", value: "{body}", ttl: "{body.ttl=0}",
@@ -89,7 +95,7 @@ routes:
   - name: everything-else
     match: {path_prefix: /}
     pass: {}
-`, originAddr, dsn, r.prefix, addr, r.prefix, addr, opt.storeMemory, table)
+`, originAddr, dsn, r.prefix, addr, r.prefix, addr, r.prefix, addr, r.prefix, addr, opt.storeMemory, table)
 	cfg, err := configs.Parse("batch-test.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -216,6 +222,38 @@ func TestBatchValkeyCacheSet(t *testing.T) {
 		t.Errorf("stats %+v: want %d items in fewer than %d batches", s, n, n)
 	}
 	t.Logf("%d sets in %d round trips", s.Items, s.Batches)
+}
+
+// TestBatchBodilessValkeyWrites: a del or expire route whose templates
+// read no body takes a request without one, as the app does; they were
+// refused 400 "not valid JSON". A body that is there must still be JSON.
+func TestBatchBodilessValkeyWrites(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	ctx := context.Background()
+	r.redis.Set(ctx, r.prefix+"gone", "x", 0)
+	r.redis.Set(ctx, r.prefix+"session:s1", "{}", 0)
+
+	for _, req := range []struct{ method, path string }{
+		{"DELETE", "/api/vultr/valkey/cache/gone"},
+		{"POST", "/api/vultr/valkey/session/s1/touch"},
+	} {
+		resp := get(t, r.c, req.method, req.path)
+		if resp.StatusCode() != 200 || string(resp.Body()) != "{\"success\":true}\n" {
+			t.Errorf("%s %s without a body: %d %s, want 200 {\"success\":true}", req.method, req.path, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if n := r.redis.Exists(ctx, r.prefix+"gone").Val(); n != 0 {
+		t.Errorf("the deleted key still exists")
+	}
+	if ttl := r.redis.TTL(ctx, r.prefix+"session:s1").Val(); ttl <= 0 || ttl > 60*time.Second {
+		t.Errorf("the touched session's TTL is %v, want up to 60s", ttl)
+	}
+	resp := get(t, r.c, "DELETE", "/api/vultr/valkey/cache/gone", "body", "{oops")
+	if resp.StatusCode() != 400 {
+		t.Errorf("a body that is not JSON: %d %s, want 400", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
 }
 
 // TestBatchStoreMemory: a burst of store-memory goes to the app's batch

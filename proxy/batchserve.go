@@ -49,7 +49,9 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		return
 	}
 	body := ctx.Request.Body()
-	if !json.Valid(body) {
+	// A body must be JSON, unless none came and nothing reads one (a
+	// DELETE, an expire): the app takes those.
+	if needed := !b.bodyless || rt.invBody; (len(body) > 0 || needed) && !json.Valid(body) {
 		// Decoded only to say why: json names the problem and its
 		// offset; the body itself is never echoed.
 		var raw json.RawMessage
@@ -73,11 +75,12 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 
 	// The wait is bounded on its own context, not the RequestCtx: that
 	// one ends when the server shuts down, and Shutdown wants every
-	// queued item flushed and answered, not abandoned. Each flush is
-	// bounded by the upstream timeout, and an item may wait for the
-	// flushes ahead of it before its own, so it waits up to twice that:
-	// a slow store is then answered by the flush's own error, not by a
-	// 504 for a write that may still land.
+	// queued item flushed and answered, not abandoned. An item may wait
+	// for the flushes ahead of it, each bounded by the upstream timeout,
+	// for up to twice that; past it, an item still queued gets a 504 and
+	// is never written. One already in a flush waits for that flush's
+	// own result (Submit), so a write that lands is answered as landed
+	// and its tags are invalidated.
 	from := context.Background()
 	if parent := spanParent(ctx); parent != nil {
 		from = parent // the flush span links to this request's
