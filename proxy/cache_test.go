@@ -492,6 +492,30 @@ func TestTruncatedUpstreamBody(t *testing.T) {
 	}
 }
 
+// TestAbsoluteFormTargetKeepsHost: a request whose target names another
+// host (GET http://evil.example/...) is fetched with the app's Host on a
+// cache route, whose key has no host in it; fasthttp took the host from
+// the target.
+func TestAbsoluteFormTargetKeepsHost(t *testing.T) {
+	origin, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+		ctx.SetBodyString(`{"products":[]}`)
+	})
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := dialRaw(t, addr)
+	fmt.Fprint(c, "GET http://evil.example/api/vultr/postgres/products?category=abs HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode(), resp.Body())
+	}
+	if got := origin.header("Host"); len(got) != 1 || got[0] != originAddr {
+		t.Errorf("the app saw Host %q, want [%s]", got, originAddr)
+	}
+}
+
 // TestOddUpstreamStatus: a status past 599 from the app is passed on and
 // not stored; it used to index past the storable-status table and crash
 // the process from inside the flight.

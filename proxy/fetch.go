@@ -95,12 +95,16 @@ func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule, host string) *fasthtt
 	ctx.Request.Header.CopyTo(&req.Header)
 	prepareRequest(ctx, &req.Header)
 	req.Header.SetHost(host)
+	// An absolute-form target (GET http://other/...) would name the Host
+	// fasthttp sends; the app's name is what goes.
+	req.UseHostHeader = true
 	if bytes.Equal(req.Header.Method(), methodHead) {
 		req.Header.SetMethodBytes(methodGet)
 	}
 	for _, h := range unkeyed {
 		req.Header.DelBytes(h)
 	}
+	restoreOrder(&req.Header, &ctx.Request.Header)
 	if len(req.Header.PeekBytes(hdrCookie)) > 0 {
 		req.Header.DelAllCookies()
 		for _, name := range cr.cookieNames {

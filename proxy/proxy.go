@@ -160,7 +160,10 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 		IdleTimeout:                  cfg.Server.IdleTimeout,
 		Concurrency:                  cfg.Server.MaxConns,
 		CloseOnShutdown:              true,
-		Logger:                       errLog,
+		// A malformed request is logged without its contents, which
+		// may hold credentials.
+		SecureErrorLogMessage: true,
+		Logger:                errLog,
 	}
 	p.admin = &fasthttp.Server{
 		Handler:               p.adminHandler,
@@ -169,6 +172,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           time.Minute,
 		CloseOnShutdown:       true,
+		SecureErrorLogMessage: true, // a request may carry the admin token
 		Logger:                errLog,
 	}
 	return p, nil
