@@ -60,29 +60,33 @@ func normaliseAcceptEncoding(h *fasthttp.RequestHeader) {
 	h.DelBytes(hdrAcceptEncoding)
 }
 
-// acceptsGzip reads an Accept-Encoding value: gzip (or *) listed with a
-// q above 0.
+// acceptsGzip reads an Accept-Encoding value: gzip listed with a q above
+// 0, or, when gzip is not named, * with a q above 0. A gzip;q=0 refuses
+// gzip whatever * says (RFC 9110 §12.5.3).
 func acceptsGzip(ae []byte) bool {
-	for len(ae) > 0 {
-		var item []byte
-		if i := bytes.IndexByte(ae, ','); i >= 0 {
-			item, ae = ae[:i], ae[i+1:]
-		} else {
-			item, ae = ae, nil
-		}
+	gzip, star := -1, -1 // -1: not listed; 0: refused; 1: accepted
+	for item := range bytes.SplitSeq(ae, []byte(",")) {
 		coding, params, _ := bytes.Cut(item, []byte(";"))
 		coding = bytes.TrimSpace(coding)
-		if !bytes.EqualFold(coding, gzipToken) && string(coding) != "*" {
-			continue
-		}
-		if q, ok := bytes.CutPrefix(bytes.TrimSpace(params), []byte("q=")); ok {
-			if v, err := strconv.ParseFloat(string(q), 64); err == nil && v == 0 {
-				continue
+		accepted := 1
+		for param := range bytes.SplitSeq(params, []byte(";")) {
+			if q, ok := bytes.CutPrefix(bytes.TrimSpace(param), []byte("q=")); ok {
+				if v, err := strconv.ParseFloat(string(bytes.TrimSpace(q)), 64); err == nil && v == 0 {
+					accepted = 0
+				}
 			}
 		}
-		return true
+		switch {
+		case bytes.EqualFold(coding, gzipToken):
+			gzip = accepted
+		case string(coding) == "*":
+			star = accepted
+		}
 	}
-	return false
+	if gzip >= 0 {
+		return gzip == 1
+	}
+	return star == 1
 }
 
 // cacheRequest builds the upstream request of a cache route: a GET (HEAD
