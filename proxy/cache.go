@@ -88,9 +88,10 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	// A shared cache never stores what credentials may have changed,
 	// unless the key holds them; nor answers a write from the cache: only
 	// GET and HEAD are read from it, or the one method a route names (a
-	// search sent as POST, keyed on its body).
+	// search sent as POST, keyed on its body); nor one whose keyed query
+	// the app may read as a list.
 	if (len(h.PeekBytes(hdrAuthorization)) > 0 && !cr.keyedAuth) || (len(h.PeekBytes(hdrCookie)) > 0 && !cr.cookies) ||
-		!cacheableMethod(rt, ctx.Method()) {
+		!cacheableMethod(rt, ctx.Method()) || cr.ambiguousQuery(ctx.QueryArgs()) {
 		rt.stats.bypassed.Add(1)
 		p.pass(ctx, rt)
 		setCacheStatus(&ctx.Response.Header, outBypass, 0, 0)

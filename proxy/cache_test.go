@@ -492,6 +492,36 @@ func TestTruncatedUpstreamBody(t *testing.T) {
 	}
 }
 
+// TestAmbiguousQueryBypasses: a keyed query parameter sent twice, or in a
+// bracket form, is a list to Express, not the one value the key holds: such
+// a request goes upstream uncached, and the plain request stays a miss
+// rather than hitting the list's answer.
+func TestAmbiguousQueryBypasses(t *testing.T) {
+	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+		ctx.SetBodyString(string(ctx.RequestURI()))
+	})
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
+	for _, tt := range []struct{ uri, xcache string }{
+		{"/api/vultr/postgres/products?category=tops&category=zzz", "BYPASS"},
+		{"/api/vultr/postgres/products?category[]=tops", "BYPASS"},
+		{"/api/vultr/postgres/products?category[a]=tops&limit=5", "BYPASS"},
+		{"/api/vultr/postgres/products?category=tops", "MISS"},
+		{"/api/vultr/postgres/products?category=tops", "HIT"},
+		{"/api/vultr/postgres/products?category=tops&other=1&other=2", "HIT"}, // not keyed
+	} {
+		resp := get(t, c, "GET", tt.uri)
+		if got := string(resp.Header.Peek("X-Cache")); got != tt.xcache {
+			t.Errorf("%s: X-Cache %q, want %q (body %s)", tt.uri, got, tt.xcache, resp.Body())
+		}
+		if tt.xcache == "HIT" && string(resp.Body()) != "/api/vultr/postgres/products?category=tops" {
+			t.Errorf("%s: hit %s, want the plain request's answer", tt.uri, resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
 // TestAbsoluteFormTargetKeepsHost: a request whose target names another
 // host (GET http://evil.example/...) is fetched with the app's Host on a
 // cache route, whose key has no host in it; fasthttp took the host from

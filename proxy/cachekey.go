@@ -24,6 +24,36 @@ type cacheRule struct {
 	cookieNames   []string
 	needsBody     bool // a key field or tag reads the JSON body
 	keyedBody     bool // a key field reads it: the body goes upstream
+	keyedQuery    bool // a key field reads the query
+}
+
+// ambiguousQuery reports whether a keyed query parameter comes more than
+// once, or in a bracket form (name[]=, name[k]=): Express reads those as an
+// array or an object where the key holds one value, so the app's answer
+// may not be the key's. Such requests bypass the cache.
+func (cr *cacheRule) ambiguousQuery(args *fasthttp.Args) bool {
+	if !cr.keyedQuery {
+		return false
+	}
+	for i := range cr.fields {
+		f := &cr.fields[i]
+		if f.src != configs.SourceQuery {
+			continue
+		}
+		seen := 0
+		for k := range args.All() {
+			switch {
+			case string(k) == f.name:
+				seen++
+			case len(k) > len(f.name) && k[len(f.name)] == '[' && string(k[:len(f.name)]) == f.name:
+				return true
+			}
+		}
+		if seen > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // keyField is one allowlisted request value. label and absent are the
@@ -62,6 +92,8 @@ func compileCache(c *configs.CacheRule) (*cacheRule, error) {
 				cr.cookieNames = append(cr.cookieNames, f.Name)
 			case src == configs.SourceBody:
 				cr.needsBody, cr.keyedBody = true, true
+			case src == configs.SourceQuery:
+				cr.keyedQuery = true
 			}
 		}
 		return nil
