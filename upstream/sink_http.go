@@ -154,9 +154,9 @@ func (s *HTTPSink) batchBody(items []json.RawMessage) ([]byte, error) {
 
 // retryable reports whether an attempt failed in a way worth one more:
 // the app answered 5xx, or the request never reached it: the dial or the
-// send failed, or the connection closed before the answer's first byte
-// (a kept-alive connection the app had dropped). An answer cut after its
-// first byte is not: the app may have taken the batch.
+// send failed. A connection closed before the answer is not: the app may
+// have read the whole batch and stored it before it went away, and a
+// batch is never sent twice where it may have landed.
 func retryable(status int, err error) bool {
 	if err == nil {
 		return status >= 500
@@ -164,9 +164,6 @@ func retryable(status int, err error) bool {
 	var ue *Error
 	if !errors.As(err, &ue) || ue.Kind != Unreachable {
 		return false
-	}
-	if errors.Is(err, fasthttp.ErrConnectionClosed) {
-		return true
 	}
 	var op *net.OpError
 	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "write")

@@ -291,9 +291,9 @@ func deafOrigin(t *testing.T, hangUp bool, reply string) (string, *atomic.Int64)
 	return ln.Addr().String(), accepted
 }
 
-// TestHTTPSinkConnectionFailures: a connection closed before any answer
-// is retried once; a timeout is not, as it has used the whole upstream
-// timeout already.
+// TestHTTPSinkConnectionFailures: neither a connection closed before any
+// answer (the app read the whole batch, and may have stored it) nor a
+// timeout (the whole upstream timeout is spent) is retried.
 func TestHTTPSinkConnectionFailures(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -301,7 +301,7 @@ func TestHTTPSinkConnectionFailures(t *testing.T) {
 		wantKind Kind
 		wantTry  int64
 	}{
-		{"closed before an answer", true, Unreachable, 2},
+		{"closed before an answer", true, Unreachable, 1},
 		{"no answer in time", false, Timeout, 1},
 	}
 	for _, tt := range tests {
