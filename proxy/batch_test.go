@@ -385,6 +385,10 @@ func TestBatchBadRequests(t *testing.T) {
 		{"negative ttl", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":-1}`, "ttl"},
 		{"fractional ttl", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":1.5}`, "ttl"},
 		{"ttl past Valkey's limit", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":9223372036854775}`, "ttl"},
+		// Truthy to the app, so not "no expiry": SETEX refuses them.
+		{"ttl the string 0", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":"0"}`, "ttl"},
+		{"ttl the string false", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":"false"}`, "ttl"},
+		{"ttl an empty array", "/api/vultr/valkey/cache/k", `{"value":1,"ttl":[]}`, "ttl"},
 		{"body not an object", "/api/vultr/postgres/orders", `[1,2]`, "object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

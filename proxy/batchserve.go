@@ -140,7 +140,17 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 			return batchFail(ctx, err)
 		}
 	}
-	if b.ttl != nil {
+	if raw, ok := ev.bodyJSON(b.ttl); ok {
+		// The body's own value, read as the app reads it: "0" is a
+		// truthy string there, which SETEX then refuses.
+		var refused bool
+		if item.TTL, refused = upstream.SetexTTL(raw); refused {
+			return batchFail(ctx, &errBadField{field: "ttl", problem: ttlProblem})
+		}
+		if item.TTL == 0 {
+			item.TTL = b.ttlDefault
+		}
+	} else if b.ttl != nil {
 		ttl, err := ev.jsText(b.ttl)
 		if err != nil {
 			return batchFail(ctx, err)

@@ -117,7 +117,7 @@ func ParseValkeyOps(body []byte) (*ValkeyOps, error) {
 				return nil, err
 			}
 			op.text = text
-			op.ttl, op.refused = setexTTL(fields["ttl"])
+			op.ttl, op.refused = SetexTTL(fields["ttl"])
 		}
 		o.ops = append(o.ops, op)
 	}
@@ -143,11 +143,11 @@ func (o *ValkeyOps) Writes() bool {
 	return false
 }
 
-// setexTTL is the app's reading of a set's ttl: a falsy one (missing,
+// SetexTTL is the app's reading of a set's ttl, raw JSON: a falsy one (missing,
 // null, false, 0, "") means SET with no expiry; any other must read as a
 // positive Valkey integer for SETEX, or the set fails without a write.
 // An array is refused too: ioredis spreads it into extra arguments.
-func setexTTL(raw json.RawMessage) (seconds int64, refused bool) {
+func SetexTTL(raw json.RawMessage) (seconds int64, refused bool) {
 	raw = bytes.TrimSpace(raw)
 	if !truthyJSON(raw) {
 		return 0, false

@@ -29,7 +29,7 @@ func TestValkeyOpsTTL(t *testing.T) {
 		{"[1]", 0, true}, {"[]", 0, true}, {"{}", 0, true}, {`" 5"`, 0, true},
 		{`"05"`, 0, true}, {"1e21", 0, true}, {"1e400", 0, true}, {"9223372036854775807", 0, true},
 	} {
-		seconds, refused := setexTTL([]byte(tt.raw))
+		seconds, refused := SetexTTL([]byte(tt.raw))
 		if seconds != tt.seconds || refused != tt.refused {
 			t.Errorf("ttl %s: %d %v, want %d %v", tt.raw, seconds, refused, tt.seconds, tt.refused)
 		}
