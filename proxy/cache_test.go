@@ -394,35 +394,48 @@ func TestCacheSafety(t *testing.T) {
 	})
 }
 
-// TestPrivateErrorNotShared: a 5xx meant for one client (private) is not
+// TestUnshareableAnswersNotShared: an answer meant for one client is not
 // handed to the clients waiting on its fetch; they ask the app themselves.
-func TestPrivateErrorNotShared(t *testing.T) {
-	app, originAddr := startOrigin(t)
-	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
-	app.SetLatency("echo", 200*time.Millisecond)
-	c := rawClient(addr)
-	const n = 6
-	var wg sync.WaitGroup
-	var collapsed atomic.Int64
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(i) * 20 * time.Millisecond) // the first leads
-			resp := get(t, c, "GET", "/__origin/echo?status=503&v=private5xx",
-				"X-Echo-Set-Cache-Control", "private", "X-Test-Who", strconv.Itoa(i))
-			defer fasthttp.ReleaseResponse(resp)
-			if strings.Contains(string(resp.Header.Peek("Cache-Status")), "collapsed") {
-				collapsed.Add(1)
+// So go a private 5xx, a 429 (a client's own rate limit, not listed to be
+// stored) and a no-store 200.
+func TestUnshareableAnswersNotShared(t *testing.T) {
+	for _, tc := range []struct{ name, query, cacheControl string }{
+		{"private 503", "status=503", "private"},
+		{"429 not in the route's statuses", "status=429", ""},
+		{"no-store 200", "status=200", "no-store"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app, originAddr := startOrigin(t)
+			_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+			app.SetLatency("echo", 200*time.Millisecond)
+			c := rawClient(addr)
+			const n = 6
+			var wg sync.WaitGroup
+			var collapsed atomic.Int64
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(time.Duration(i) * 20 * time.Millisecond) // the first leads
+					headers := []string{"X-Test-Who", strconv.Itoa(i)}
+					if tc.cacheControl != "" {
+						headers = append(headers, "X-Echo-Set-Cache-Control", tc.cacheControl)
+					}
+					resp := get(t, c, "GET", "/__origin/echo?v=unshared&"+tc.query, headers...)
+					defer fasthttp.ReleaseResponse(resp)
+					if strings.Contains(string(resp.Header.Peek("Cache-Status")), "collapsed") {
+						collapsed.Add(1)
+					}
+					if got := string(resp.Header.Peek("X-Test-Who")); got != strconv.Itoa(i) {
+						t.Errorf("client %d got the answer to client %q", i, got)
+					}
+				}()
 			}
-			if got := string(resp.Header.Peek("X-Test-Who")); got != strconv.Itoa(i) {
-				t.Errorf("client %d got the answer to client %q", i, got)
+			wg.Wait()
+			if got := count(app, "echo"); got != n || collapsed.Load() != 0 {
+				t.Errorf("the app saw %d of %d requests, %d answers collapsed; want %d and 0", got, n, collapsed.Load(), n)
 			}
-		}()
-	}
-	wg.Wait()
-	if got := count(app, "echo"); got != n || collapsed.Load() != 0 {
-		t.Errorf("the app saw %d of %d requests, %d answers collapsed; want %d and 0", got, n, collapsed.Load(), n)
+		})
 	}
 }
 

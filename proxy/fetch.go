@@ -194,10 +194,15 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	}
 	e.Body = body
 
-	f := &fetched{entry: e, shareable: !cc.private && !hasCookie && !varyAll && varyWithin(vary)}
-	fresh := cc.freshFor(cr.ttl)
 	// fasthttp reads any three-digit status; the list covers 0..599.
-	storable := e.Status < len(cr.statuses) && cr.statuses[e.Status] && !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll && fresh > 0
+	listed := e.Status < len(cr.statuses) && cr.statuses[e.Status]
+	// Waiters are handed what is about the resource, not one client: an
+	// answer the route may store, or a 5xx (sent to each waiter's own
+	// fetch, a failing app would meet a herd); never a 429 or 401 one
+	// client earned, nor what the app said not to keep or to keep private.
+	f := &fetched{entry: e, shareable: (listed || e.Status >= 500) && !cc.noStore && !cc.private && !hasCookie && !varyAll && varyWithin(vary)}
+	fresh := cc.freshFor(cr.ttl)
+	storable := listed && !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll && fresh > 0
 	if !storable {
 		return f
 	}
