@@ -130,7 +130,7 @@ func (d *decoder) scalar(n *yaml.Node, key, want string) (string, bool) {
 		d.bad(n.Line, key, "expected %s, got %s", want, kindName(n))
 		return "", false
 	}
-	s, err := expand(n.Value, d.env)
+	s, err := expand(d.refs.restore(n.Value), d.env)
 	if err != nil {
 		d.bad(n.Line, key, "%v", err)
 		return "", false
@@ -264,7 +264,7 @@ func (d *decoder) routeName(n *yaml.Node) string {
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k, val := n.Content[i], n.Content[i+1]; k.Value == "name" && val.Kind == yaml.ScalarNode {
-			s, err := expand(val.Value, d.env)
+			s, err := expand(d.refs.restore(val.Value), d.env)
 			if err != nil {
 				return ""
 			}

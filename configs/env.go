@@ -1,7 +1,9 @@
 package configs
 
 import (
+	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -39,6 +41,9 @@ func expand(s string, lookup LookupEnv) (string, error) {
 		ref := s[i+2 : i+end]
 		s = s[i+end+1:]
 		name, def, hasDef := strings.Cut(ref, ":-")
+		if strings.Contains(def, "${") {
+			return "", fmt.Errorf("a ${...} inside a default is not supported: ${%s}", ref)
+		}
 		if !isIdent(name) {
 			return "", fmt.Errorf("bad variable reference ${%s} (want ${NAME} or ${NAME:-default})", ref)
 		}
@@ -67,4 +72,86 @@ func isIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// envRefs are the ${...} references protectEnv took out of a file, in order.
+type envRefs []string
+
+// The placeholder of reference n is refOpen, n, refClose: characters YAML
+// reads as plain text anywhere, from Unicode's private use area.
+const refOpen, refClose = "\uE000", "\uE001"
+
+// protectEnv replaces each ${...} of data with a placeholder YAML reads as
+// plain text even inside {...} and [...], where the braces of ${NAME}
+// would end a flow mapping: {token: ${TOKEN:-}} then parses as DESIGN.md
+// writes it. A reference stays on its line, so lines do not move;
+// restore puts it back in each scalar before expand. A "$${" (a literal
+// "${"), a reference left open on its line, and a file that already holds
+// the placeholder's characters are left as they are.
+func protectEnv(data []byte) ([]byte, envRefs) {
+	if !bytes.Contains(data, []byte("${")) || bytes.Contains(data, []byte(refOpen)) {
+		return data, nil
+	}
+	var out []byte
+	var refs envRefs
+	for {
+		i := bytes.Index(data, []byte("${"))
+		if i < 0 {
+			return append(out, data...), refs
+		}
+		end := refEnd(data[i:])
+		if (i > 0 && data[i-1] == '$') || end < 0 {
+			out, data = append(out, data[:i+2]...), data[i+2:]
+			continue
+		}
+		out = append(append(out, data[:i]...), refOpen+strconv.Itoa(len(refs))+refClose...)
+		refs = append(refs, string(data[i:i+end]))
+		data = data[i+end:]
+	}
+}
+
+// refEnd returns the length of the reference that starts ref, with any
+// ${...} nested in it (for expand to refuse), or -1 if it is not closed on
+// its line.
+func refEnd(ref []byte) int {
+	depth := 0
+	for i := 0; i < len(ref); i++ {
+		switch {
+		case ref[i] == '\n':
+			return -1
+		case ref[i] == '$' && i+1 < len(ref) && ref[i+1] == '{':
+			depth++
+			i++
+		case ref[i] == '}':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
+}
+
+// restore puts the references protectEnv took out of s back in.
+func (r envRefs) restore(s string) string {
+	if len(r) == 0 || !strings.Contains(s, refOpen) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, refOpen)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		s = s[i+len(refOpen):]
+		j := strings.Index(s, refClose)
+		n, err := strconv.Atoi(s[:max(j, 0)])
+		if j < 0 || err != nil || n < 0 || n >= len(r) {
+			b.WriteString(refOpen) // not one of ours
+			continue
+		}
+		b.WriteString(r[n])
+		s = s[j+len(refClose):]
+	}
 }

@@ -90,6 +90,36 @@ routes:
 	}
 }
 
+// TestParseEnvUnquotedInFlow: DESIGN.md's example writes ${...} unquoted
+// inside {...}, whose braces would end the flow mapping; such a file
+// loads, and a value full of YAML's own characters stays text.
+func TestParseEnvUnquotedInFlow(t *testing.T) {
+	src := `listen: 127.0.0.1:8080
+admin: {listen: 127.0.0.1:9901, token: ${SHEEPDOG_ADMIN_TOKEN:-}}
+upstream: {url: http://127.0.0.1:3001, timeout: 10s, max_conns: 512}
+cache:
+  l2: {addrs: [${VALKEY:-127.0.0.1:6379}], password: ${VALKEY_PASSWORD:-}, key_prefix: "sheepdog:"}
+postgres: {dsn: ${DATABASE_URL:-}}
+routes:
+  - {name: all, match: {path_prefix: /api/}, pass: {}}
+`
+	env := map[string]string{"VALKEY_PASSWORD": "a, b}: #c ${X}"}
+	cfg, err := ParseWithEnv("design.yaml", []byte(src), mapEnv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"admin.token", cfg.Admin.Token, ""},
+		{"l2.addrs", strings.Join(cfg.Cache.L2.Addrs, ","), "127.0.0.1:6379"},
+		{"l2.password", cfg.Cache.L2.Password, "a, b}: #c ${X}"},
+		{"postgres.dsn", cfg.Postgres.DSN, ""},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+}
+
 func TestParseEnvErrorsCarryLineAndKey(t *testing.T) {
 	src := "upstream: {url: http://127.0.0.1:3001}\nroutes:\n  - name: all\n    match: {path_prefix: \"${API_PREFIX}\"}\n    pass: {}\n"
 	_, err := ParseWithEnv("f.yaml", []byte(src), noEnv)

@@ -53,6 +53,7 @@ func (l ErrorList) Unwrap() []error {
 // problems collects errors while a file is decoded and validated.
 type problems struct {
 	file string
+	refs envRefs // the file's ${...}, put back into what a problem quotes
 	list ErrorList
 	seen map[Error]bool // drops a problem reported twice
 }
@@ -61,7 +62,7 @@ func (p *problems) add(line int, key, format string, args ...any) {
 	if line < 1 {
 		line = 1
 	}
-	e := Error{File: p.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)}
+	e := Error{File: p.file, Line: line, Key: p.refs.restore(key), Msg: p.refs.restore(fmt.Sprintf(format, args...))}
 	if p.seen[e] {
 		return
 	}

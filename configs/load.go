@@ -32,7 +32,8 @@ func Parse(source string, data []byte) (*Config, error) {
 // ParseWithEnv is Parse with ${NAME} references read through lookup
 // instead of the process environment.
 func ParseWithEnv(source string, data []byte, lookup LookupEnv) (*Config, error) {
-	d := &decoder{problems: &problems{file: source}, env: lookup, lines: make(map[string]int),
+	data, refs := protectEnv(data)
+	d := &decoder{problems: &problems{file: source, refs: refs}, env: lookup, lines: make(map[string]int),
 		unreadable: make(map[string]bool)}
 	root, ok := d.document(data)
 	if !ok {
@@ -89,16 +90,11 @@ func (d *decoder) document(data []byte) (root *yaml.Node, ok bool) {
 var (
 	syntaxLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
 	anchorRE     = regexp.MustCompile(`anchor '([^']*)'`)
-	// flowEnvRE finds an unquoted ${ after a { or [ on the same line: the
-	// braces of ${NAME} then end the flow mapping, a common slip.
-	flowEnvRE = regexp.MustCompile(`(^|[^$])[{\[][^"'#]*\$\{`)
 )
 
 // syntax reports a YAML syntax error at its line. Most carry the line in
 // their text; for the few that name an anchor instead, the anchor's first
 // mention is the place to look. Otherwise the error is put on line 1.
-// An unquoted ${ in a flow collection is named, with its line, because
-// YAML's own message for it points elsewhere.
 func (d *decoder) syntax(err error, data []byte) {
 	msg := err.Error()
 	line := 1
@@ -114,12 +110,5 @@ func (d *decoder) syntax(err error, data []byte) {
 		}
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
-	for i, text := range strings.Split(string(data), "\n") {
-		if flowEnvRE.MatchString(text) {
-			line = i + 1
-			msg += `: a ${...} inside {...} or [...] must be quoted, as in {token: "${TOKEN:-}"}`
-			break
-		}
-	}
 	d.add(line, "", "%s", msg)
 }

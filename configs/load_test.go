@@ -401,9 +401,16 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:1: did not find expected ',' or '}'"},
 		},
 		{
-			name: "unquoted ${ in a flow mapping",
-			yaml: "upstream: {url: http://127.0.0.1:3001}\nadmin: {token: ${TOKEN:-}}\nroutes:\n" + catchAll,
-			want: []string{`bad.yaml:2: did not find expected ',' or '}': a ${...} inside {...} or [...] must be quoted, as in {token: "${TOKEN:-}"}`},
+			name: "a ${...} nested in a default",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nadmin: {token: ${ADMINTOK:-${FALLBACK}}}\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:2: admin.token: a ${...} inside a default is not supported: ${ADMINTOK:-${FALLBACK}"},
+		},
+		{
+			// YAML's own message and line, which a hint about the quoted
+			// ${ on line 5 used to replace.
+			name: "a syntax error beside a ${ in a flow mapping",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\nroutes:\n  - name: a\n    match: {path: \"/u/{userId}\"}\n    cache: {ttl: 10s, tags: [\"user:{path.userId}:${REGION:-eu}\"]}\n  - name: b\n    match: {path: /b}\n     pass: {}\n",
+			want: []string{"bad.yaml:5: did not find expected key"},
 		},
 		{
 			name: "every problem in one pass, sorted by line",
