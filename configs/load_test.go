@@ -401,6 +401,40 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:1: did not find expected ',' or '}'"},
 		},
 		{
+			name: "listen and admin.listen on one address",
+			yaml: "listen: 127.0.0.1:9901\nupstream: {url: http://127.0.0.1:3001}\nroutes:\n" + catchAll,
+			want: []string{"bad.yaml:1: admin.listen: 127.0.0.1:9901 is listen's address too: the admin listener needs its own"},
+		},
+		{
+			name: "addresses that cannot be dialled or listened on",
+			yaml: "listen: \"bad host:8080\"\nupstream: {url: \"http://:3001\"}\ncache: {l2: {addrs: [\"127.0.0.1:0\"]}}\nroutes:\n" + catchAll,
+			want: []string{
+				`bad.yaml:1: listen: bad address "bad host:8080" (want host:port, like 127.0.0.1:8080)`,
+				`bad.yaml:2: upstream.url: bad url "http://:3001" (want http://host:port)`,
+				`bad.yaml:3: cache.l2.addrs[0]: bad address "127.0.0.1:0" (want host:port, like 127.0.0.1:8080)`,
+			},
+		},
+		{
+			name: "cache blocks on writes",
+			yaml: head +
+				"  - {name: d, match: {method: DELETE, path: /d}, cache: {ttl: 10s}}\n" +
+				"  - {name: s, match: {method: POST, path: /s}, cache: {ttl: 10s}}\n" + catchAll,
+			want: []string{
+				"bad.yaml:3: routes[0](d).match.method: a cache route answers reads from the cache, and DELETE writes: use pass or batch",
+				"bad.yaml:4: routes[1](s).cache.key.body: required on a POST cache route: without it every POST shares one entry",
+			},
+		},
+		{
+			name: "tags reading values the key does not hold",
+			yaml: head + "  - name: u\n    match: {method: GET, path: \"/u/{id}\"}\n    cache: {ttl: 10s, key: {query: [lang]}, tags: [\"user:{query.userId}\", \"p:{path.id}:{query.lang}\", \"h:{header.X-Tenant}\"]}\n" +
+				"  - name: s\n    match: {method: POST, path: /s}\n    cache: {ttl: 10s, key: {body: [q]}, tags: [\"u:{body.u}\"]}\n" + catchAll,
+			want: []string{
+				"bad.yaml:5: routes[0](u).cache.tags[0]: {query.userId} is not in the key: add userId to key.query, or requests that differ in it share one entry under one tag",
+				"bad.yaml:5: routes[0](u).cache.tags[2]: {header.X-Tenant} is not in the key: add X-Tenant to key.header, or requests that differ in it share one entry under one tag",
+				"bad.yaml:8: routes[1](s).cache.tags[0]: {body.u} is not in the key: add u to key.body, or requests that differ in it share one entry under one tag",
+			},
+		},
+		{
 			name: "a ${...} nested in a default",
 			yaml: "upstream: {url: http://127.0.0.1:3001}\nadmin: {token: ${ADMINTOK:-${FALLBACK}}}\nroutes:\n" + catchAll,
 			want: []string{"bad.yaml:2: admin.token: a ${...} inside a default is not supported: ${ADMINTOK:-${FALLBACK}"},

@@ -23,6 +23,9 @@ func validate(c *Config, d *decoder) {
 	v := validator{d}
 	v.addr("listen", c.Listen)
 	v.addr("admin.listen", c.Admin.Listen)
+	if c.Listen == c.Admin.Listen && c.Listen != "" {
+		v.problem("admin.listen", "%s is listen's address too: the admin listener needs its own", c.Admin.Listen)
+	}
 	v.upstream(&c.Upstream)
 	v.server(&c.Server)
 	v.addrs("cache.l2.addrs", c.Cache.L2.Addrs)
@@ -86,23 +89,32 @@ func positive[T ~int | ~int64](v validator, path string, x T) {
 	}
 }
 
-func (v validator) addr(path, s string) {
-	_, port, err := net.SplitHostPort(s)
+// addr checks a listen address: host:port, port 0 taking a free one.
+func (v validator) addr(path, s string) { v.hostPort(path, s, 0) }
+
+// hostPort checks host:port with a port from minPort to 65535, and a host
+// without spaces or control characters.
+func (v validator) hostPort(path, s string, minPort int) {
+	host, port, err := net.SplitHostPort(s)
 	if err == nil {
 		var n int
 		n, err = strconv.Atoi(port)
-		if err == nil && (n < 0 || n > 65535) {
+		if err == nil && (n < minPort || n > 65535) {
 			err = fmt.Errorf("port %d out of range", n)
 		}
 	}
+	if err == nil && strings.IndexFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		err = fmt.Errorf("space in host %q", host)
+	}
 	if err != nil {
-		v.problem(path, "bad address %q (want host:port, like 127.0.0.1:8080)", s)
+		v.problem(path, "bad address %q (want host:port, like 127.0.0.1:%d)", s, max(minPort, 8080))
 	}
 }
 
+// addrs checks addresses to dial: a port of 0 names no server.
 func (v validator) addrs(path string, list []string) {
 	for i, s := range list {
-		v.addr(fmt.Sprintf("%s[%d]", path, i), s)
+		v.hostPort(fmt.Sprintf("%s[%d]", path, i), s, 1)
 	}
 }
 
@@ -110,7 +122,7 @@ func (v validator) upstream(u *Upstream) {
 	switch p, err := url.Parse(u.URL); {
 	case u.URL == "":
 		v.problem("upstream.url", "required: the Style Shepherd app, like http://127.0.0.1:3001")
-	case err != nil || p.Scheme != "http" || p.Host == "":
+	case err != nil || p.Scheme != "http" || p.Hostname() == "":
 		v.problem("upstream.url", "bad url %q (want http://host:port)", u.URL)
 	case p.User != nil || p.RawQuery != "" || p.Fragment != "" || (p.Path != "" && p.Path != "/"):
 		v.problem("upstream.url", "bad url %q: only http://host:port (requests keep their own path)", u.URL)
@@ -222,6 +234,16 @@ func (v validator) action(rk string, r *Route) {
 	default:
 		v.problem(rk+"."+set[1], "a route takes one action, not %s", strings.Join(set, " and "))
 	}
+	if r.Cache != nil {
+		switch r.Match.Method {
+		case "PUT", "PATCH", "DELETE":
+			v.problem(rk+".match.method", "a cache route answers reads from the cache, and %s writes: use pass or batch", r.Match.Method)
+		case "POST":
+			if len(r.Cache.Key.Body) == 0 {
+				v.problem(rk+".cache.key.body", "required on a POST cache route: without it every POST shares one entry")
+			}
+		}
+	}
 	if r.Batch != nil {
 		switch r.Match.Method {
 		case "":
@@ -290,6 +312,7 @@ func (v validator) cacheRule(ck string, c *CacheRule, sc scope) {
 	// Cookie names follow the token syntax of header names.
 	v.keyFields(ck+".key.cookie", SourceHeader, c.Key.Cookie)
 	v.templates(ck+".tags", c.Tags, sc, false)
+	v.tagsKeyed(ck, c)
 	if len(c.Statuses) == 0 {
 		v.problem(ck+".statuses", "list at least one status, or leave the key out for the defaults")
 	}
@@ -305,6 +328,34 @@ func (v validator) cacheRule(ck string, c *CacheRule, sc scope) {
 			v.problem(sk, "status %d listed twice", s)
 		}
 		seen[s] = true
+	}
+}
+
+// tagsKeyed checks that a tag reads only values the key holds (the path
+// always is): requests that differ in another value share one entry, so
+// its tag would name only the value of the request that stored it, and a
+// write of another would not drop it.
+func (v validator) tagsKeyed(ck string, c *CacheRule) {
+	keyed := map[Source][]string{SourceQuery: c.Key.Query, SourceHeader: c.Key.Header, SourceBody: c.Key.Body}
+	for i, raw := range c.Tags {
+		t, err := ParseTemplate(raw)
+		if err != nil {
+			continue // reported by templates
+		}
+		for _, p := range t {
+			fields, ok := keyed[p.Source]
+			if !ok {
+				continue
+			}
+			inKey := slices.ContainsFunc(fields, func(f string) bool {
+				kf, err := ParseKeyField(f)
+				return err == nil && (kf.Name == p.Name || (p.Source == SourceHeader && strings.EqualFold(kf.Name, p.Name)))
+			})
+			if !inKey {
+				v.problem(fmt.Sprintf("%s.tags[%d]", ck, i), "{%s.%s} is not in the key: add %s to key.%s, or requests that differ in it share one entry under one tag",
+					p.Source, p.Name, p.Name, p.Source)
+			}
+		}
 	}
 }
 

@@ -761,32 +761,3 @@ func TestCacheRouteMethods(t *testing.T) {
 		t.Errorf("the app saw %d of 2 DELETEs", got)
 	}
 }
-
-// TestTagBodyNotForwarded: a body that only a tag reads is not part of
-// the key, so it is not sent to the app either: an answer built from it
-// would be handed to clients who sent another.
-func TestTagBodyNotForwarded(t *testing.T) {
-	_, originAddr := startOrigin(t)
-	cfg, err := configs.Parse("tagbody.yaml", []byte(fmt.Sprintf(`
-upstream: {url: "http://%s", timeout: 2s}
-routes:
-  - name: tagged
-    match: {method: POST, path: /__origin/echo}
-    cache: {ttl: 60s, key: {query: [v]}, tags: ["u:{body.u}"]}
-`, originAddr)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr, _ := startProxy(t, cfg)
-	c := rawClient(addr)
-	alice := get(t, c, "POST", "/__origin/echo?v=1", "body", `{"u":"alice","secret":1}`)
-	defer fasthttp.ReleaseResponse(alice)
-	if n := string(alice.Header.Peek("X-Echo-Body-Len")); n != "0" {
-		t.Errorf("the app got a body of %s bytes; want none, since the key reads none", n)
-	}
-	bob := get(t, c, "POST", "/__origin/echo?v=1", "body", `{"u":"bob","secret":2}`)
-	defer fasthttp.ReleaseResponse(bob)
-	if bytes.Contains(bob.Body(), []byte("alice")) {
-		t.Errorf("Bob got Alice's body: %s", bob.Body())
-	}
-}
