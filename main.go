@@ -46,16 +46,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	cachelayer.RouteRedisLogs(log)
+	usage := func(msg string) int {
+		fmt.Fprintln(stderr, "sheepdog:", msg)
+		flags.Usage()
+		return 2
+	}
 	switch {
+	case flags.NArg() > 0:
+		return usage(fmt.Sprintf("unexpected argument %q (the config goes after -config)", flags.Arg(0)))
+	case *demo && (*configPath != "" || *check):
+		return usage("-demo runs its own config: leave out -config and -check")
 	case *showVersion:
 		fmt.Fprintf(stdout, "sheepdog %s (%s)\n", version, runtime.Version())
 		return 0
 	case *demo:
 		return runDemo(stdout, stderr, log)
 	case *configPath == "":
-		fmt.Fprintln(stderr, "sheepdog: -config is required (or try -demo)")
-		flags.Usage()
-		return 2
+		return usage("-config is required (or try -demo)")
 	}
 	cfg, err := configs.Load(*configPath)
 	if err != nil {

@@ -53,6 +53,25 @@ func TestBadConfigExitsOne(t *testing.T) {
 	}
 }
 
+// TestFlagsThatConflict: a flag that would be ignored, or an argument left
+// over, is a usage error (exit 2), not a silent choice between them.
+func TestFlagsThatConflict(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-check", "-demo"}, "-demo runs its own config"},
+		{[]string{"-config", "configs/sheepdog.yaml", "-demo"}, "-demo runs its own config"},
+		{[]string{"-check", "-config", "configs/minimal.yaml", "configs/sheepdog.yaml"}, `unexpected argument "configs/sheepdog.yaml"`},
+		{[]string{"-check"}, "-config is required"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(tc.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%q: exit %d, %q; want 2 and a message saying %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+}
+
 // TestSIGTERMLosesNothing runs the built binary under a bounded load of
 // slow requests, sends SIGTERM mid-run, and checks that every request
 // Sheepdog accepted was answered in full and that it exits 0.
