@@ -47,6 +47,9 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) {
 	defer fasthttp.ReleaseRequest(req)
 
 	ctx.Request.Header.CopyTo(&req.Header)
+	// A proxy speaks its own version upstream (RFC 9110 §6.2), whatever
+	// the client's.
+	req.Header.SetProtocol("HTTP/1.1")
 	prepareRequest(ctx, &req.Header)
 	if len(req.Header.Host()) == 0 {
 		// HTTP/1.0 may leave Host out, and a Connection header may name
@@ -105,7 +108,9 @@ func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 	ctx.Response.Header.SetNoDefaultContentType(true)
 	stripHopByHop(&ctx.Response.Header, &resp.Header)
 	ctx.Response.Header.ResetConnectionClose()
-	if upstream.Streamed(resp) {
+	// An HTTP/1.0 client cannot read chunks (RFC 9112 §6.1), and fasthttp
+	// chunks a body of unknown length: such a body reaches it whole.
+	if upstream.Streamed(resp) && (ctx.Request.Header.IsHTTP11() || resp.Header.ContentLength() >= 0) {
 		ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())
 		return
 	}

@@ -120,3 +120,35 @@ func TestRequestStreamed(t *testing.T) {
 		t.Errorf("app answered %q, want %q", resp.Body(), want)
 	}
 }
+
+// TestHTTP10Client: an HTTP/1.0 client is sent a chunked answer of the app
+// whole, with its length, since it cannot read chunks (RFC 9112 §6.1), and
+// the app is spoken to in HTTP/1.1, the proxy's own version.
+func TestHTTP10Client(t *testing.T) {
+	protocols := make(chan string, 1)
+	originAddr := startStreamingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		protocols <- string(ctx.Request.Header.Protocol())
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) { // chunked
+			w.WriteString(`{"part":1,`)
+			w.Flush()
+			w.WriteString(`"part2":2}`)
+		})
+	})
+	_, proxyAddr, _ := startProxy(t, testConfig(t, originAddr, ""))
+	c := dialRaw(t, proxyAddr)
+	fmt.Fprintf(c, "GET /api/old HTTP/1.0\r\nHost: t\r\n\r\n")
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if bytes.Contains(bytes.ToLower(head), []byte("transfer-encoding")) || !bytes.Contains(head, []byte("Content-Length: 20")) {
+		t.Errorf("answer head %q: want a Content-Length and no Transfer-Encoding", head)
+	}
+	if string(body) != `{"part":1,"part2":2}` {
+		t.Errorf("body %q, want the app's whole body without chunk framing", body)
+	}
+	if p := <-protocols; p != "HTTP/1.1" {
+		t.Errorf("the app was spoken to in %s, want HTTP/1.1", p)
+	}
+}
