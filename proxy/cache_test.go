@@ -505,6 +505,30 @@ func TestTruncatedUpstreamBody(t *testing.T) {
 	}
 }
 
+// TestCacheStatusAppended: the app's own Cache-Status entries are kept,
+// and Sheepdog's goes after them, nearest the client (RFC 9211 §2): on the
+// miss, on the hit from the stored answer, and on a bypass.
+func TestCacheStatusAppended(t *testing.T) {
+	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+		ctx.Response.Header.Set("Cache-Status", "upstreamcdn; hit; ttl=10")
+		ctx.SetBodyString(`{}`)
+	})
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
+	for _, tt := range []struct{ uri, want string }{
+		{"/api/vultr/postgres/products?category=cs", "upstreamcdn; hit; ttl=10, sheepdog; fwd=miss; stored"},
+		{"/api/vultr/postgres/products?category=cs", "upstreamcdn; hit; ttl=10, sheepdog; hit; ttl=59"},
+		{"/api/vultr/postgres/products?category=cs&category=x", "upstreamcdn; hit; ttl=10, sheepdog; fwd=bypass"},
+	} {
+		resp := get(t, c, "GET", tt.uri)
+		if got := string(resp.Header.Peek("Cache-Status")); got != tt.want && !(strings.HasSuffix(tt.want, "ttl=59") && strings.HasSuffix(got, "ttl=60")) {
+			t.Errorf("%s: Cache-Status %q, want %q", tt.uri, got, tt.want)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
 // TestAmbiguousQueryBypasses: a keyed query parameter sent twice, or in a
 // bracket form, is a list to Express, not the one value the key holds: such
 // a request goes upstream uncached, and the plain request stays a miss

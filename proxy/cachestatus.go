@@ -37,7 +37,8 @@ const (
 	outBypass
 )
 
-// setCacheStatus writes Cache-Status and X-Cache for an outcome. ttl is
+// setCacheStatus writes Cache-Status, after any entries the app's answer
+// carried, and X-Cache for an outcome. ttl is
 // the entry's remaining freshness in seconds (negative when stale);
 // fwdStatus is the upstream's status behind a stale-if-error answer, 0 if
 // it gave none.
@@ -67,6 +68,11 @@ func setCacheStatus(h *fasthttp.ResponseHeader, o outcome, ttl int64, fwdStatus 
 		cs, x = csCollapsed, xMiss
 	default:
 		cs, x = csBypass, xBypass
+	}
+	if prior := h.PeekBytes(hdrCacheStatus); len(prior) > 0 {
+		// The app's answer carries caches of its own: each adds its
+		// entry, the one nearest the client last (RFC 9211 §2).
+		cs = append(append(append(make([]byte, 0, len(prior)+2+len(cs)), prior...), ", "...), cs...)
 	}
 	h.SetBytesKV(hdrCacheStatus, cs)
 	h.SetBytesKV(hdrXCache, x)
