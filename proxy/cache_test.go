@@ -529,6 +529,35 @@ func TestCacheStatusAppended(t *testing.T) {
 	}
 }
 
+// TestUpstreamAgeCounts: an answer that caches before the app held for
+// 50 s of its 60 s is fresh here for the 10 s left, and its Age says how
+// old it is (RFC 9111 §4.2.3); a bad Age is ignored.
+func TestUpstreamAgeCounts(t *testing.T) {
+	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+		ctx.Response.Header.Set("Age", string(ctx.QueryArgs().Peek("age")))
+		ctx.SetBodyString(`{}`)
+	})
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
+	for _, tt := range []struct {
+		age    string
+		maxTTL int
+		minAge int
+	}{{"50", 10, 50}, {"soon", 60, 0}} {
+		uri := "/api/vultr/postgres/products?category=aged-" + tt.age + "&age=" + tt.age
+		fasthttp.ReleaseResponse(get(t, c, "GET", uri)) // stored
+		resp := get(t, c, "GET", uri)
+		cs := string(resp.Header.Peek("Cache-Status"))
+		ttl, _ := strconv.Atoi(cs[strings.LastIndex(cs, "=")+1:])
+		age, _ := strconv.Atoi(string(resp.Header.Peek("Age")))
+		if !strings.Contains(cs, "hit") || ttl > tt.maxTTL || ttl < tt.maxTTL-2 || age < tt.minAge {
+			t.Errorf("Age %s from the app: Cache-Status %q, Age %d; want a hit with ttl about %d and Age at least %d", tt.age, cs, age, tt.maxTTL, tt.minAge)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
 // TestAmbiguousQueryBypasses: a keyed query parameter sent twice, or in a
 // bracket form, is a list to Express, not the one value the key holds: such
 // a request goes upstream uncached, and the plain request stays a miss

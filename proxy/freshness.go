@@ -63,6 +63,17 @@ func (cc cacheControl) freshFor(ttl time.Duration) time.Duration {
 	return ttl
 }
 
+// upstreamAge reads an Age header: how long the answer has already been
+// held by caches before the app (RFC 9111 §5.1); 0 when absent or not
+// whole seconds.
+func upstreamAge(v []byte) time.Duration {
+	n, err := strconv.ParseUint(string(v), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
 // refreshEarly decides, on a fresh hit, whether to refresh the entry in
 // the background before it expires (XFetch, Vattani et al., VLDB 2015):
 // the chance rises as expiry nears, scaled by how long a fetch takes, so a
