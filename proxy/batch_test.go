@@ -195,7 +195,7 @@ func TestBatchValkeyCacheSet(t *testing.T) {
 	burst(n, func(i int) {
 		body, _, _ := values(i)
 		status, answer, _ := r.post(t, fmt.Sprintf("/api/vultr/valkey/cache/k%d", i), body)
-		if status != 200 || string(answer) != "{\"success\":true}\n" {
+		if status != 200 || !isAppSuccess(answer) {
 			mu.Lock()
 			failures = append(failures, fmt.Sprintf("k%d: %d %s", i, status, answer))
 			mu.Unlock()
@@ -238,7 +238,7 @@ func TestBatchBodilessValkeyWrites(t *testing.T) {
 		{"POST", "/api/vultr/valkey/session/s1/touch"},
 	} {
 		resp := get(t, r.c, req.method, req.path)
-		if resp.StatusCode() != 200 || string(resp.Body()) != "{\"success\":true}\n" {
+		if resp.StatusCode() != 200 || !isAppSuccess(resp.Body()) {
 			t.Errorf("%s %s without a body: %d %s, want 200 {\"success\":true}", req.method, req.path, resp.StatusCode(), resp.Body())
 		}
 		fasthttp.ReleaseResponse(resp)
@@ -600,28 +600,45 @@ func TestBatchOrderRejected(t *testing.T) {
 	}
 }
 
+// isAppSuccess reports whether a write's answer is the app's
+// {"success":true}, with the requestId and ISO timestamp it adds to every
+// body.
+func isAppSuccess(answer []byte) bool {
+	var m map[string]any
+	if json.Unmarshal(answer, &m) != nil || len(m) != 3 || m["success"] != true {
+		return false
+	}
+	id, _ := m["requestId"].(string)
+	ts, _ := m["timestamp"].(string)
+	_, err := time.Parse("2006-01-02T15:04:05.000Z", ts)
+	return id != "" && err == nil
+}
+
 // TestPostgresAnswer: the body's members in their order, the returned
-// columns after them or in place of a member of the same name.
+// columns after them or in place of a member of the same name, then the
+// app's requestId and timestamp.
 func TestPostgresAnswer(t *testing.T) {
 	ret := []returnField{{field: "orderId", column: "order_id"}}
+	now := time.Date(2026, 11, 26, 6, 30, 0, 123e6, time.UTC)
+	const stamp = `"requestId":"r-1","timestamp":"2026-11-26T06:30:00.123Z"}`
 	for _, tc := range []struct {
 		name, body string
 		returned   map[string]any
 		want       string
 	}{
 		{"appended", `{"b":1,"a":[1, 2]}`, map[string]any{"order_id": "o1"},
-			`{"success":true,"data":{"b":1,"a":[1, 2],"orderId":"o1"}}`},
+			`{"success":true,"data":{"b":1,"a":[1, 2],"orderId":"o1"},` + stamp},
 		{"replaced in place", `{"orderId":"mine","x":"<"}`, map[string]any{"order_id": "o<2"},
-			`{"success":true,"data":{"orderId":"o<2","x":"<"}}`},
+			`{"success":true,"data":{"orderId":"o<2","x":"<"},` + stamp},
 		{"repeated key keeps its place, last value", `{"a":1,"b":2,"a":3}`, map[string]any{"order_id": nil},
-			`{"success":true,"data":{"a":3,"b":2,"orderId":null}}`},
+			`{"success":true,"data":{"a":3,"b":2,"orderId":null},` + stamp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fields, err := objectFields([]byte(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := postgresAnswer(fields, ret, tc.returned)
+			got, err := postgresAnswer(fields, ret, tc.returned, "r-1", now)
 			if err != nil || string(got) != tc.want+"\n" {
 				t.Errorf("got %s, %v; want %s", got, err, tc.want)
 			}
@@ -791,7 +808,7 @@ func FuzzBatchBody(f *testing.F) {
 		if err != nil {
 			return
 		}
-		answer, err := postgresAnswer(fields, ret, map[string]any{"order_id": "o"})
+		answer, err := postgresAnswer(fields, ret, map[string]any{"order_id": "o"}, "r-1", time.Now())
 		if err != nil || !json.Valid(answer) {
 			t.Fatalf("body %q: answer %q, %v", body, answer, err)
 		}
@@ -818,7 +835,7 @@ func TestBatchSessionSet(t *testing.T) {
 		{"s6", `{"userId":"u6","ttl":1e3}`, `{"userId":"u6","ttl":1000}`, 1000 * time.Second},
 	} {
 		status, answer, _ := r.post(t, "/api/vultr/valkey/session/"+tc.id, tc.body)
-		if status != 200 || string(answer) != "{\"success\":true}\n" {
+		if status != 200 || !isAppSuccess(answer) {
 			t.Errorf("%s: %d %s", tc.id, status, answer)
 			continue
 		}

@@ -30,7 +30,11 @@ type errBatch struct{ err error }
 func (e *errBatch) Error() string { return "batch write: " + e.err.Error() }
 func (e *errBatch) Unwrap() error { return e.err }
 
-var answerSuccess = []byte(`{"success":true}` + "\n")
+// successAnswer is the app's answer to a write that went: {"success":true},
+// with the requestId and timestamp it adds to every body.
+func successAnswer(ctx *fasthttp.RequestCtx) []byte {
+	return append(upstream.AppendRequestStamp([]byte(`{"success":true`), appRequestID(ctx), time.Now()), '\n')
+}
 
 // serveBatch reads and checks the whole request, resolves every template
 // of its item, hands the item to the route's Batcher, waits for that
@@ -174,7 +178,7 @@ func (p *Proxy) batchValkey(wctx context.Context, ctx *fasthttp.RequestCtx, b *b
 	if err != nil {
 		return batchFail(ctx, err)
 	}
-	return writeBatchAnswer(ctx, fasthttp.StatusOK, answerSuccess)
+	return writeBatchAnswer(ctx, fasthttp.StatusOK, successAnswer(ctx))
 }
 
 // ttlProblem is what a ttl must be: more than MaxTTLSeconds would pass
@@ -201,7 +205,7 @@ func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, rt
 	if err != nil {
 		return batchFail(ctx, err)
 	}
-	answer, err := postgresAnswer(fields, b.returning, res.Returned)
+	answer, err := postgresAnswer(fields, b.returning, res.Returned, appRequestID(ctx), time.Now())
 	if err != nil {
 		return batchFail(ctx, &errBatch{err})
 	}
@@ -272,10 +276,11 @@ func fieldIndex(fields []field, key string) int {
 	return -1
 }
 
-// postgresAnswer is {"success":true,"data":{...body, ...returning}}: the
-// returned columns replace body fields of the same name in place, as a
-// JS spread does, and follow the body's fields otherwise.
-func postgresAnswer(body []field, returning []returnField, returned map[string]any) ([]byte, error) {
+// postgresAnswer is {"success":true,"data":{...body, ...returning}} with
+// the app's requestId and timestamp: the returned columns replace body
+// fields of the same name in place, as a JS spread does, and follow the
+// body's fields otherwise.
+func postgresAnswer(body []field, returning []returnField, returned map[string]any, requestID string, now time.Time) ([]byte, error) {
 	fields := append([]field(nil), body...)
 	for _, r := range returning {
 		v, err := marshalJS(returned[r.column])
@@ -288,8 +293,8 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 			fields = append(fields, field{key: r.field, value: v})
 		}
 	}
-	const head, tail = `{"success":true,"data":{`, "}}\n"
-	size := len(head) + len(tail)
+	const head, stamp = `{"success":true,"data":{`, 100 // } ,"requestId":"…","timestamp":"…"}\n
+	size := len(head) + stamp + len(requestID)
 	for _, f := range fields {
 		size += len(f.key) + len(f.value) + 4 // quotes, colon, comma
 	}
@@ -300,7 +305,7 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 		}
 		out = append(append(appendJSString(out, f.key), ':'), f.value...)
 	}
-	return append(out, tail...), nil
+	return append(upstream.AppendRequestStamp(append(out, '}'), requestID, now), '\n'), nil
 }
 
 // batchEval resolves a batch item's templates against one request. An

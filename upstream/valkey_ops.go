@@ -359,7 +359,7 @@ func (o *ValkeyOps) AppendAnswer(dst []byte, r ValkeyOpsResult, requestID string
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `]}`...)
-	return appendRequestStamp(dst, requestID, now)
+	return AppendRequestStamp(dst, requestID, now)
 }
 
 // appendStoredValue writes what the app's get returns for a stored text:
@@ -380,12 +380,12 @@ func appendStoredValue(dst []byte, text string, found bool) []byte {
 func AppendAppError(dst []byte, msg, requestID string, now time.Time) []byte {
 	dst = append(dst, `{"error":`...)
 	dst = appendJSString(dst, msg)
-	return appendRequestStamp(dst, requestID, now)
+	return AppendRequestStamp(dst, requestID, now)
 }
 
-// appendRequestStamp ends an answer object with the app's requestId and
+// AppendRequestStamp ends an open answer object with the requestId and
 // timestamp (Date#toISOString).
-func appendRequestStamp(dst []byte, requestID string, now time.Time) []byte {
+func AppendRequestStamp(dst []byte, requestID string, now time.Time) []byte {
 	dst = append(dst, `,"requestId":`...)
 	dst = appendJSString(dst, requestID)
 	dst = append(dst, `,"timestamp":"`...)
