@@ -203,8 +203,25 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "duplicate route name",
-			yaml: head + catchAll + catchAll,
+			yaml: head + "  - {name: all, match: {path: /one}, pass: {}}\n" + catchAll,
 			want: []string{`bad.yaml:4: routes[1](all).name: duplicate route name "all" (first at line 3)`},
+		},
+		{
+			name: "routes that can never match",
+			yaml: head + catchAll +
+				"  - {name: products, match: {method: GET, path: /api/products}, cache: {ttl: 10s}}\n" +
+				"  - {name: a, match: {method: GET, path: \"/u/{id}\"}, pass: {}}\n" +
+				"  - {name: b, match: {method: HEAD, path: \"/u/{userId}\"}, pass: {}}\n" +
+				"  - {name: c, match: {method: POST, path: \"/u/{id}\"}, pass: {}}\n" +
+				"  - {name: d, match: {path: \"/u/me\"}, pass: {}}\n" +
+				"  - {name: e, match: {path: \"/x/a%20b/../c\"}, pass: {}}\n" +
+				"  - {name: f, match: {path_prefix: /x/%7Euser/}, pass: {}}\n",
+			want: []string{
+				"bad.yaml:4: routes[1](products).match: never matched: routes[0](all), earlier in the table, takes every request this route would (first match wins)",
+				"bad.yaml:6: routes[3](b).match: never matched: routes[2](a), earlier in the table, takes every request this route would (first match wins)",
+				`bad.yaml:9: routes[6](e).match.path: path "/x/a%20b/../c": segment "a%20b": requests are matched decoded, so %XX never matches; write the character itself`,
+				`bad.yaml:10: routes[7](f).match.path_prefix: segment "%7Euser": requests are matched decoded, so %XX never matches; write the character itself`,
+			},
 		},
 		{
 			name: "bad route name",

@@ -67,6 +67,9 @@ func parseSegment(part string) (Segment, error) {
 		return Segment{}, errors.New("empty segment (//)")
 	}
 	if !strings.ContainsAny(part, "{}") {
+		if err := literalSegment(part); err != nil {
+			return Segment{}, err
+		}
 		return Segment{Literal: part}, nil
 	}
 	if len(part) < 2 || part[0] != '{' || part[len(part)-1] != '}' {
@@ -78,6 +81,34 @@ func parseSegment(part string) (Segment, error) {
 	return Segment{Param: part[1 : len(part)-1]}, nil
 }
 
+// literalSegment refuses what a request's path never holds once fasthttp
+// has decoded it and removed its dot segments: a literal with % or a . or
+// .. segment would never match.
+func literalSegment(part string) error {
+	switch {
+	case part == "." || part == "..":
+		return fmt.Errorf("segment %q: requests are matched with . and .. segments resolved, so it never matches", part)
+	case strings.Contains(part, "%"):
+		return fmt.Errorf("segment %q: requests are matched decoded, so %%XX never matches; write the character itself", part)
+	}
+	return nil
+}
+
+// prefixProblem is literalSegment for a path_prefix, whose last segment
+// may be cut short.
+func prefixProblem(prefix string) error {
+	parts := strings.Split(prefix, "/")
+	for i, part := range parts {
+		if i == len(parts)-1 && part != "." && part != ".." {
+			part = strings.ReplaceAll(part, ".", "") // a file-name start such as /static/app.
+		}
+		if err := literalSegment(part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // pathParams lists the parameter names of a parsed path template.
 func pathParams(segs []Segment) map[string]bool {
 	params := make(map[string]bool)
@@ -87,4 +118,38 @@ func pathParams(segs []Segment) map[string]bool {
 		}
 	}
 	return params
+}
+
+// shadows reports whether route a, earlier in the table, takes every
+// request route b would: b then never matches.
+func shadows(a, b *Route) bool {
+	am, bm := a.Match, b.Match
+	if am.Method != "" && am.Method != bm.Method && (am.Method != "GET" || bm.Method != "HEAD") {
+		return false
+	}
+	if am.PathPrefix != "" {
+		// Every path b takes starts with its literal head.
+		head := bm.PathPrefix
+		if bm.Path != "" {
+			head = bm.Path
+			if i := strings.IndexByte(head, '{'); i >= 0 {
+				head = head[:i]
+			}
+		}
+		return strings.HasPrefix(head, am.PathPrefix)
+	}
+	if am.Path == "" || bm.Path == "" {
+		return false
+	}
+	as, errA := ParsePath(am.Path)
+	bs, errB := ParsePath(bm.Path)
+	if errA != nil || errB != nil || len(as) != len(bs) {
+		return false
+	}
+	for i := range as {
+		if as[i].Param == "" && (bs[i].Param != "" || as[i].Literal != bs[i].Literal) {
+			return false
+		}
+	}
+	return true
 }

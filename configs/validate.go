@@ -192,6 +192,14 @@ func (v validator) routes(c *Config) {
 			names[r.Name] = v.lineOf(rk + ".name")
 		}
 		sc := v.match(rk+".match", r)
+		if !sc.broken {
+			for j := range i {
+				if shadows(&c.Routes[j], r) {
+					v.problem(rk+".match", "never matched: %s, earlier in the table, takes every request this route would (first match wins)", v.routeKeys[j])
+					break
+				}
+			}
+		}
 		v.action(rk, r)
 		if r.Cache != nil {
 			v.cacheRule(rk+".cache", r.Cache, sc)
@@ -272,6 +280,8 @@ func (v validator) match(mk string, r *Route) scope {
 			v.problem(mk+".path_prefix", "must start with /, got %q", m.PathPrefix)
 		} else if strings.ContainsAny(m.PathPrefix, "{}?#* \t") {
 			v.problem(mk+".path_prefix", "%q: a prefix is literal (use path for {parameters})", m.PathPrefix)
+		} else if err := prefixProblem(m.PathPrefix); err != nil {
+			v.problem(mk+".path_prefix", "%v", err)
 		}
 		return scope{prefix: true}
 	case m.Path != "":
