@@ -505,17 +505,29 @@ func TestTruncatedUpstreamBody(t *testing.T) {
 	}
 }
 
+// cachingProxy starts an app whose answers, {} unless answer writes one,
+// may be stored for a minute, and a Sheepdog with cacheConfig in front of
+// it; it returns the app, a client of Sheepdog, and Sheepdog's address.
+func cachingProxy(t *testing.T, answer func(ctx *fasthttp.RequestCtx)) (*recordingOrigin, *fasthttp.HostClient, string) {
+	t.Helper()
+	origin, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+		ctx.SetBodyString(`{}`)
+		if answer != nil {
+			answer(ctx)
+		}
+	})
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	return origin, rawClient(addr), addr
+}
+
 // TestCacheStatusAppended: the app's own Cache-Status entries are kept,
 // and Sheepdog's goes after them, nearest the client (RFC 9211 §2): on the
 // miss, on the hit from the stored answer, and on a bypass.
 func TestCacheStatusAppended(t *testing.T) {
-	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
-		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+	_, c, _ := cachingProxy(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Cache-Status", "upstreamcdn; hit; ttl=10")
-		ctx.SetBodyString(`{}`)
 	})
-	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
-	c := rawClient(addr)
 	for _, tt := range []struct{ uri, want string }{
 		{"/api/vultr/postgres/products?category=cs", "upstreamcdn; hit; ttl=10, sheepdog; fwd=miss; stored"},
 		{"/api/vultr/postgres/products?category=cs", "upstreamcdn; hit; ttl=10, sheepdog; hit; ttl=59"},
@@ -533,13 +545,9 @@ func TestCacheStatusAppended(t *testing.T) {
 // 50 s of its 60 s is fresh here for the 10 s left, and its Age says how
 // old it is (RFC 9111 §4.2.3); a bad Age is ignored.
 func TestUpstreamAgeCounts(t *testing.T) {
-	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
-		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+	_, c, _ := cachingProxy(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Age", string(ctx.QueryArgs().Peek("age")))
-		ctx.SetBodyString(`{}`)
 	})
-	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
-	c := rawClient(addr)
 	for _, tt := range []struct {
 		age    string
 		maxTTL int
@@ -563,12 +571,9 @@ func TestUpstreamAgeCounts(t *testing.T) {
 // a request goes upstream uncached, and the plain request stays a miss
 // rather than hitting the list's answer.
 func TestAmbiguousQueryBypasses(t *testing.T) {
-	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
-		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+	_, c, _ := cachingProxy(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(string(ctx.RequestURI()))
 	})
-	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
-	c := rawClient(addr)
 	for _, tt := range []struct{ uri, xcache string }{
 		{"/api/vultr/postgres/products?category=tops&category=zzz", "BYPASS"},
 		{"/api/vultr/postgres/products?category[]=tops", "BYPASS"},
@@ -593,11 +598,7 @@ func TestAmbiguousQueryBypasses(t *testing.T) {
 // cache route, whose key has no host in it; fasthttp took the host from
 // the target.
 func TestAbsoluteFormTargetKeepsHost(t *testing.T) {
-	origin, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
-		ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
-		ctx.SetBodyString(`{"products":[]}`)
-	})
-	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	origin, _, addr := cachingProxy(t, nil)
 	c := dialRaw(t, addr)
 	fmt.Fprint(c, "GET http://evil.example/api/vultr/postgres/products?category=abs HTTP/1.1\r\nHost: a.test\r\n\r\n")
 	var resp fasthttp.Response
@@ -607,8 +608,8 @@ func TestAbsoluteFormTargetKeepsHost(t *testing.T) {
 	if resp.StatusCode() != 200 {
 		t.Fatalf("status %d %s", resp.StatusCode(), resp.Body())
 	}
-	if got := origin.header("Host"); len(got) != 1 || got[0] != originAddr {
-		t.Errorf("the app saw Host %q, want [%s]", got, originAddr)
+	if got := origin.header("Host"); len(got) != 1 || got[0] != origin.addr {
+		t.Errorf("the app saw Host %q, want [%s]", got, origin.addr)
 	}
 }
 

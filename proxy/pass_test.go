@@ -130,6 +130,7 @@ func itoa(n int) string { return string(fasthttp.AppendUint(nil, n)) }
 // recordingOrigin answers 200 and keeps the last request's headers, for
 // checking what Sheepdog forwards.
 type recordingOrigin struct {
+	addr string
 	mu   sync.Mutex
 	last fasthttp.RequestHeader
 	resp func(ctx *fasthttp.RequestCtx)
@@ -142,6 +143,7 @@ func startRecordingOrigin(t *testing.T, resp func(ctx *fasthttp.RequestCtx)) (*r
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.addr = ln.Addr().String()
 	srv := &fasthttp.Server{NoDefaultServerHeader: true, NoDefaultContentType: true, NoDefaultDate: true, Handler: func(ctx *fasthttp.RequestCtx) {
 		o.mu.Lock()
 		ctx.Request.Header.CopyTo(&o.last)
