@@ -442,6 +442,12 @@ func TestUnshareableAnswersNotShared(t *testing.T) {
 // startRawOrigin answers every request with answer, written as it is, and
 // with closeAfter closes the connection then. It counts the requests.
 func startRawOrigin(t *testing.T, answer string, closeAfter bool) (addr string, asked *atomic.Int64) {
+	return startRawOriginFunc(t, func(*fasthttp.Request) (string, bool) { return answer, closeAfter })
+}
+
+// startRawOriginFunc is startRawOrigin with each request's answer, and
+// whether to close after it, given by answer.
+func startRawOriginFunc(t *testing.T, answer func(req *fasthttp.Request) (raw string, closeAfter bool)) (addr string, asked *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -461,7 +467,8 @@ func startRawOrigin(t *testing.T, answer string, closeAfter bool) (addr string, 
 				var req fasthttp.Request
 				for req.Read(br) == nil {
 					asked.Add(1)
-					conn.Write([]byte(answer))
+					raw, closeAfter := answer(&req)
+					conn.Write([]byte(raw))
 					if closeAfter {
 						return
 					}
@@ -610,6 +617,35 @@ func TestAbsoluteFormTargetKeepsHost(t *testing.T) {
 	}
 	if got := origin.header("Host"); len(got) != 1 || got[0] != origin.addr {
 		t.Errorf("the app saw Host %q, want [%s]", got, origin.addr)
+	}
+}
+
+// TestCutWriteAnswerStillInvalidates: a write the app took (its status
+// 2xx) whose answer then broke off is answered 502, yet the reads it
+// changed are invalidated, since it landed.
+func TestCutWriteAnswerStillInvalidates(t *testing.T) {
+	var version atomic.Int64
+	originAddr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		if string(req.Header.Method()) == "POST" {
+			version.Add(1)
+			return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"cut", true
+		}
+		body := fmt.Sprintf(`{"v":%d}`, version.Load())
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	_, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
+	const profile = "/api/vultr/postgres/users/u1/profile"
+	fasthttp.ReleaseResponse(get(t, c, "GET", profile)) // stored: v 0
+	resp := get(t, c, "POST", profile, "body", `{"name":"x"}`)
+	if resp.StatusCode() != fasthttp.StatusBadGateway {
+		t.Errorf("cut answer to the write: %d %s, want 502", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
+	resp = get(t, c, "GET", profile)
+	defer fasthttp.ReleaseResponse(resp)
+	if string(resp.Body()) != `{"v":1}` {
+		t.Errorf("read after the write: %s (%s), want the app's new {\"v\":1}", resp.Body(), resp.Header.Peek("Cache-Status"))
 	}
 }
 

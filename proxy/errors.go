@@ -17,6 +17,7 @@ import (
 // Error codes in Sheepdog's own JSON answers: {"error":{"code","message"}}.
 const (
 	codeUpstreamUnreachable = "upstream_unreachable"
+	codeUpstreamTooLong     = "upstream_too_long"
 	codeUpstreamTimeout     = "upstream_timeout"
 	codeBodyTooLarge        = "body_too_large"
 	codeHeadersTooLarge     = "headers_too_large"
@@ -63,6 +64,8 @@ func statusFor(err error) (status int, code, msg string) {
 		return fasthttp.StatusUnprocessableEntity, codeWriteRejected, "the store refused this write (" + pgErr.Code + ")"
 	case errors.Is(err, errBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body too large"
+	case errors.Is(err, upstream.ErrBodyTooLong):
+		return fasthttp.StatusBadGateway, codeUpstreamTooLong, "the app's answer is too long to send this client whole"
 	case errors.As(err, &ue) && ue.Kind == upstream.Timeout:
 		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "upstream did not answer in time"
 	case errors.Is(err, upstream.ErrClientBody), errors.As(err, &ue) && ue.Kind == upstream.RequestBody:

@@ -108,7 +108,7 @@ func cacheRequest(ctx *fasthttp.RequestCtx, cr *cacheRule, host string) *fasthtt
 	for _, h := range unkeyed {
 		req.Header.DelBytes(h)
 	}
-	restoreOrder(&req.Header, &ctx.Request.Header)
+	restoreOrder(&req.Header, &ctx.Request.Header, requestLists(ctx.Request.Header.RawHeaders()))
 	if len(req.Header.PeekBytes(hdrCookie)) > 0 {
 		req.Header.DelAllCookies()
 		for _, name := range cr.cookieNames {

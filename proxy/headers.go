@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"iter"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -26,6 +25,7 @@ var hopByHop = [][]byte{
 
 var (
 	hdrForwardedFor   = []byte("X-Forwarded-For")
+	hdrSetCookie      = []byte("Set-Cookie")
 	hdrForwardedProto = []byte("X-Forwarded-Proto")
 	hdrRequestID      = []byte("X-Request-Id")
 	protoHTTP         = []byte("http")
@@ -37,16 +37,16 @@ type header interface {
 	PeekBytes(key []byte) []byte
 	DelBytes(key []byte)
 	AddBytesKV(key, value []byte)
-	All() iter.Seq2[[]byte, []byte]
 }
 
-// stripHopByHop removes from h, a copy of orig, the hop-by-hop headers and
-// every header the Connection header names, in any of its lines (one list,
-// RFC 9110 §5.3). Repeated lines keep orig's order.
-func stripHopByHop(h, orig header) {
+// stripHopByHop removes the hop-by-hop headers and every header the
+// Connection header names, in any of its lines (one list, RFC 9110 §5.3).
+// It reports whether it removed any: fasthttp deletes a header by moving
+// the last one into its place, so the lines of a repeated header may then
+// need their order back (restoreOrder).
+func stripHopByHop(h header) (removed bool) {
 	var buf [256]byte
 	names := connectionNames(buf[:0], h)
-	removed := false
 	del := func(name []byte) {
 		if h.PeekBytes(name) != nil {
 			h.DelBytes(name)
@@ -61,9 +61,7 @@ func stripHopByHop(h, orig header) {
 	for _, name := range hopByHop {
 		del(name)
 	}
-	if removed {
-		restoreOrder(h, orig)
-	}
+	return removed
 }
 
 // connectionNames appends the names h's Connection lines list, comma
@@ -92,27 +90,64 @@ func isHopByHop(name, names []byte) bool {
 	return false
 }
 
-// restoreOrder puts the lines of every repeated header of h back in orig's
-// order: fasthttp deletes a header by moving the last one into its place,
-// which can turn the lines of one list (X-Forwarded-For, Accept) around.
-func restoreOrder(h, orig header) {
-	var seen, repeated [][]byte
-	for k := range h.All() {
-		if slices.ContainsFunc(seen, func(s []byte) bool { return bytes.EqualFold(s, k) }) {
-			if !slices.ContainsFunc(repeated, func(s []byte) bool { return bytes.EqualFold(s, k) }) {
-				repeated = append(repeated, append([]byte(nil), k...))
-			}
-			continue
+// restoreOrder puts the lines of each header in lists that h still holds
+// back in orig's order, after deletions from h, a copy of orig, moved them.
+func restoreOrder(h, orig header, lists [][]byte) {
+	for _, name := range lists {
+		if h.PeekBytes(name) == nil {
+			continue // removed: stays so
 		}
-		seen = append(seen, k)
-	}
-	for _, name := range repeated {
-		lines := orig.PeekAll(string(name))
 		h.DelBytes(name)
-		for _, v := range lines {
+		for _, v := range orig.PeekAll(string(name)) {
 			h.AddBytesKV(name, v)
 		}
 	}
+}
+
+// requestLists names the headers a request's raw header has on more than
+// one line, but Cookie, which fasthttp keeps apart, and X-Forwarded-For,
+// which is joined into one. The names view raw.
+func requestLists(raw []byte) [][]byte {
+	var buf [32][]byte
+	seen := buf[:0]
+	var lists [][]byte
+	for line := range bytes.SplitSeq(raw, []byte("\n")) {
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if name = bytes.TrimSpace(name); !ok || len(name) == 0 ||
+			bytes.EqualFold(name, hdrCookie) || bytes.EqualFold(name, hdrForwardedFor) {
+			continue
+		}
+		seen, lists = noteName(seen, lists, name)
+	}
+	return lists
+}
+
+// responseLists is requestLists for an answer, but Set-Cookie, which
+// fasthttp keeps apart, in order.
+func responseLists(h *fasthttp.ResponseHeader) [][]byte {
+	var buf [32][]byte
+	seen := buf[:0]
+	var lists [][]byte
+	for name := range h.All() {
+		if !bytes.EqualFold(name, hdrSetCookie) {
+			seen, lists = noteName(seen, lists, name)
+		}
+	}
+	return lists
+}
+
+// noteName adds name to seen, or, met before, to lists (once).
+func noteName(seen, lists [][]byte, name []byte) ([][]byte, [][]byte) {
+	has := func(names [][]byte) bool {
+		return slices.ContainsFunc(names, func(n []byte) bool { return bytes.EqualFold(n, name) })
+	}
+	switch {
+	case !has(seen):
+		seen = append(seen, name)
+	case !has(lists):
+		lists = append(lists, name)
+	}
+	return seen, lists
 }
 
 // prepareRequest turns the client's request header, already copied into
@@ -120,7 +155,7 @@ func restoreOrder(h, orig header) {
 // address appended to X-Forwarded-For, X-Forwarded-Proto set unless a proxy
 // in front already set it, and X-Request-Id kept or generated.
 func prepareRequest(ctx *fasthttp.RequestCtx, out *fasthttp.RequestHeader) {
-	stripHopByHop(out, &ctx.Request.Header)
+	moved := stripHopByHop(out)
 	// The upstream connection is ours and kept alive whatever the client
 	// asked of its own.
 	out.ResetConnectionClose()
@@ -130,14 +165,14 @@ func prepareRequest(ctx *fasthttp.RequestCtx, out *fasthttp.RequestHeader) {
 
 	var ipBuf [64]byte
 	client := appendClientIP(ipBuf[:0], ctx)
-	if prior := out.PeekAll(string(hdrForwardedFor)); len(prior) > 0 {
-		// Several X-Forwarded-For lines are one list (RFC 9110 §5.3).
-		joined := bytes.Join(prior, []byte(", "))
+	if len(out.PeekBytes(hdrForwardedFor)) > 0 {
+		// Several X-Forwarded-For lines are one list (RFC 9110 §5.3), in
+		// the client's order: a deletion may have moved them in out.
+		joined := bytes.Join(ctx.Request.Header.PeekAll(string(hdrForwardedFor)), []byte(", "))
 		// Set replaces only the first of repeated lines: drop them all.
 		out.DelBytes(hdrForwardedFor)
 		out.SetBytesKV(hdrForwardedFor, append(append(joined, ", "...), client...))
-		restoreOrder(out, &ctx.Request.Header) // the delete moved a line
-
+		moved = true
 	} else {
 		out.SetBytesKV(hdrForwardedFor, client)
 	}
@@ -147,6 +182,9 @@ func prepareRequest(ctx *fasthttp.RequestCtx, out *fasthttp.RequestHeader) {
 	if len(out.PeekBytes(hdrRequestID)) == 0 {
 		var id [36]byte
 		out.SetBytesKV(hdrRequestID, newRequestID(&id))
+	}
+	if moved {
+		restoreOrder(out, &ctx.Request.Header, requestLists(ctx.Request.Header.RawHeaders()))
 	}
 }
 

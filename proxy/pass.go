@@ -29,8 +29,9 @@ func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues
 		fail(ctx, err)
 		return
 	}
-	p.pass(ctx, rt)
-	if status := ctx.Response.StatusCode(); status >= 200 && status < 300 {
+	// The app's status, not the client's: a write the app took is
+	// invalidated even when its answer broke off on the way.
+	if status := p.pass(ctx, rt); status >= 200 && status < 300 {
 		if err := p.cache.Invalidate(ctx, tags...); err != nil {
 			// Dropped here; L2 or the other replicas may keep the old
 			// answers until their TTL. Counted, not logged per request.
@@ -40,9 +41,9 @@ func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues
 }
 
 // pass forwards the request upstream, on behalf of rt, and streams the
-// answer back. Bodies of any size flow through; neither is held whole in
+// answer back. It returns the app's status, 0 if it gave none. Bodies of any size flow through; neither is held whole in
 // memory.
-func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) {
+func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) (appStatus int) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 
@@ -62,7 +63,7 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) {
 		// since the rest of the body is still on the wire.
 		ctx.SetConnectionClose()
 		fail(ctx, errBodyTooLarge)
-		return
+		return 0
 	} else if !ctx.Request.IsBodyStream() {
 		// Read whole already, for a key, tag or invalidation.
 		req.SetBodyRaw(ctx.Request.Body())
@@ -93,37 +94,41 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) {
 			ctx.SetConnectionClose()
 		}
 		fail(ctx, err)
-		return
+		return 0
 	}
-	p.answer(ctx, resp)
+	return p.answer(ctx, resp)
 }
 
 // answer copies the upstream response to the client, taking ownership of
 // resp: a streamed body releases it once written, otherwise it is released
-// here after its (short) body is read.
-func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
+// here after its (short) body is read. It returns the app's status.
+func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) (appStatus int) {
+	appStatus = resp.StatusCode()
 	resp.Header.CopyTo(&ctx.Response.Header)
 	// CopyTo resets the flag that keeps fasthttp from inventing a
 	// Content-Type when the app sent none.
 	ctx.Response.Header.SetNoDefaultContentType(true)
-	stripHopByHop(&ctx.Response.Header, &resp.Header)
+	if stripHopByHop(&ctx.Response.Header) {
+		restoreOrder(&ctx.Response.Header, &resp.Header, responseLists(&resp.Header))
+	}
 	ctx.Response.Header.ResetConnectionClose()
 	// An HTTP/1.0 client cannot read chunks (RFC 9112 §6.1), and fasthttp
 	// chunks a body of unknown length: such a body reaches it whole.
 	if upstream.Streamed(resp) && (ctx.Request.Header.IsHTTP11() || resp.Header.ContentLength() >= 0) {
 		ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())
-		return
+		return appStatus
 	}
 	body, err := upstream.ReadWhole(resp, maxEntryBody) // releases resp
 	if err != nil {
 		// Cut short or stalled before the answer's first byte went out:
 		// a failed exchange, answered as one (fail resets the answer).
 		fail(ctx, err)
-		return
+		return appStatus
 	}
 	if len(body) > 0 {
 		ctx.Response.SetBodyRaw(body)
 	}
+	return appStatus
 }
 
 // limitedBody streams the client's request body upstream and fails once it

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -475,5 +476,44 @@ func TestUpstreamIdleClose(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Errorf("%d of 24 writes failed after pauses", failed)
+	}
+}
+
+// TestCookiesPassUntouched: with hop-by-hop headers to remove both ways (as
+// browsers and Node send), the app's Set-Cookie lines reach the client
+// one by one, other repeated lines keep their order, and the client's
+// Cookie header reaches the app byte for byte. Putting lines back in order
+// once joined the Set-Cookie lines into one and rewrote Cookie.
+func TestCookiesPassUntouched(t *testing.T) {
+	originAddr, _ := startRawOrigin(t, "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"+
+		"Set-Cookie: a=1; Path=/\r\nLink: <1>; rel=a\r\nSet-Cookie: b=2; HttpOnly\r\nLink: <2>; rel=b\r\n"+
+		"Content-Length: 2\r\n\r\n{}", false)
+	_, proxyAddr, _ := startProxy(t, testConfig(t, originAddr, ""))
+	c := dialRaw(t, proxyAddr)
+	fmt.Fprint(c, "GET /api/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := string(raw)
+	for _, want := range []string{"\r\nSet-Cookie: a=1; Path=/\r\n", "\r\nSet-Cookie: b=2; HttpOnly\r\n"} {
+		if !strings.Contains(head, want) {
+			t.Errorf("answer lacks %q:\n%s", strings.TrimSpace(want), head)
+		}
+	}
+	if i, j := strings.Index(head, "Link: <1>"), strings.Index(head, "Link: <2>"); i < 0 || j < i {
+		t.Errorf("Link lines missing or out of order:\n%s", head)
+	}
+
+	rawHeaders := make(chan string, 1)
+	appAddr := startStreamingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		rawHeaders <- string(ctx.Request.Header.RawHeaders())
+	})
+	_, proxyAddr, _ = startProxy(t, testConfig(t, appAddr, ""))
+	c = dialRaw(t, proxyAddr)
+	const cookie = `Cookie: session="a\054b"; a="x"`
+	fmt.Fprint(c, "GET /api/x HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"+cookie+"\r\n\r\n")
+	if got := <-rawHeaders; !strings.Contains(got, cookie+"\r\n") {
+		t.Errorf("the app got headers\n%s\nwant the client's %s", got, cookie)
 	}
 }
