@@ -549,8 +549,8 @@ func TestCacheStatusAppended(t *testing.T) {
 }
 
 // TestUpstreamAgeCounts: an answer that caches before the app held for
-// 50 s of its 60 s is fresh here for the 10 s left, and its Age says how
-// old it is (RFC 9111 §4.2.3); a bad Age is ignored.
+// 50 s of its max-age of 60 s is fresh here for the 10 s left (RFC 9111
+// §4.2.3); an Age that is not whole seconds is ignored.
 func TestUpstreamAgeCounts(t *testing.T) {
 	_, c, _ := cachingProxy(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Age", string(ctx.QueryArgs().Peek("age")))
@@ -558,16 +558,14 @@ func TestUpstreamAgeCounts(t *testing.T) {
 	for _, tt := range []struct {
 		age    string
 		maxTTL int
-		minAge int
-	}{{"50", 10, 50}, {"soon", 60, 0}} {
+	}{{"50", 10}, {"soon", 60}} {
 		uri := "/api/vultr/postgres/products?category=aged-" + tt.age + "&age=" + tt.age
 		fasthttp.ReleaseResponse(get(t, c, "GET", uri)) // stored
 		resp := get(t, c, "GET", uri)
 		cs := string(resp.Header.Peek("Cache-Status"))
 		ttl, _ := strconv.Atoi(cs[strings.LastIndex(cs, "=")+1:])
-		age, _ := strconv.Atoi(string(resp.Header.Peek("Age")))
-		if !strings.Contains(cs, "hit") || ttl > tt.maxTTL || ttl < tt.maxTTL-2 || age < tt.minAge {
-			t.Errorf("Age %s from the app: Cache-Status %q, Age %d; want a hit with ttl about %d and Age at least %d", tt.age, cs, age, tt.maxTTL, tt.minAge)
+		if !strings.Contains(cs, "hit") || ttl > tt.maxTTL || ttl < tt.maxTTL-2 {
+			t.Errorf("Age %s from the app: Cache-Status %q; want a hit with ttl about %d", tt.age, cs, tt.maxTTL)
 		}
 		fasthttp.ReleaseResponse(resp)
 	}

@@ -180,12 +180,10 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	rt.fetchTime.Store(int64(time.Since(start)))
 
 	now := start.UnixNano()
-	// An answer caches before the app have held for a while is that much
-	// older: it was stored then, and its freshness is spent by as much.
-	age := upstreamAge(resp.Header.Peek("Age"))
-	e := &cachelayer.Entry{Status: resp.StatusCode(), Stored: now - int64(age), Path: path}
+	e := &cachelayer.Entry{Status: resp.StatusCode(), Stored: now, Path: path}
 	e.Header = keptHeaders(&resp.Header)
 	cc := parseCacheControl(resp.Header.Peek("Cache-Control"))
+	age := upstreamAge(resp.Header.Peek("Age"))
 	varyAll, vary := parseVary(resp.Header.PeekAll("Vary"))
 	hasCookie := len(resp.Header.PeekAll("Set-Cookie")) > 0
 	body, err := upstream.ReadWhole(resp, maxEntryBody) // releases resp
@@ -204,7 +202,9 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	// fetch, a failing app would meet a herd); never a 429 or 401 one
 	// client earned, nor what the app said not to keep or to keep private.
 	f := &fetched{entry: e, shareable: (listed || e.Status >= 500) && !cc.noStore && !cc.private && !hasCookie && !varyAll && varyWithin(vary)}
-	fresh := cc.freshFor(cr.ttl) - age
+	// An answer caches before the app have held a while has spent as much
+	// of its max-age (RFC 9111 §4.2.3); the route's ttl caps what is left.
+	fresh := cc.freshFor(cr.ttl, age)
 	storable := listed && !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll && fresh > 0
 	if !storable {
 		return f

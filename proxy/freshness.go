@@ -52,13 +52,14 @@ func parseSeconds(arg []byte) time.Duration {
 }
 
 // freshFor is how long an answer stays fresh: the route's ttl, capped by
-// the upstream's s-maxage (a shared cache's own) or else max-age.
-func (cc cacheControl) freshFor(ttl time.Duration) time.Duration {
+// what the upstream's s-maxage (a shared cache's own) or else max-age
+// leaves once the answer's age is taken off.
+func (cc cacheControl) freshFor(ttl, age time.Duration) time.Duration {
 	switch {
 	case cc.sMaxAge >= 0:
-		return min(ttl, cc.sMaxAge)
+		return min(ttl, cc.sMaxAge-age)
 	case cc.maxAge >= 0:
-		return min(ttl, cc.maxAge)
+		return min(ttl, cc.maxAge-age)
 	}
 	return ttl
 }
