@@ -81,33 +81,70 @@ type envRefs []string
 // reads as plain text anywhere, from Unicode's private use area.
 const refOpen, refClose = "\uE000", "\uE001"
 
-// protectEnv replaces each ${...} of data with a placeholder YAML reads as
-// plain text even inside {...} and [...], where the braces of ${NAME}
-// would end a flow mapping: {token: ${TOKEN:-}} then parses as DESIGN.md
-// writes it. A reference stays on its line, so lines do not move;
-// restore puts it back in each scalar before expand. A "$${" (a literal
-// "${"), a reference left open on its line, and a file that already holds
-// the placeholder's characters are left as they are.
+// protectEnv replaces each ${...} of data that stands outside quotes with
+// a placeholder YAML reads as plain text even inside {...} and [...], where
+// the braces of ${NAME} would end a flow mapping: {token: ${TOKEN:-}} then
+// parses as DESIGN.md writes it. A quoted reference is left to YAML, which
+// unescapes its default as it would any quoted text. A reference stays on
+// its line, so lines do not move; restore puts it back in each scalar
+// before expand. A "$${" (a literal "${"), a reference left open on its
+// line, and a file that already holds the placeholder's characters are
+// left as they are.
 func protectEnv(data []byte) ([]byte, envRefs) {
 	if !bytes.Contains(data, []byte("${")) || bytes.Contains(data, []byte(refOpen)) {
 		return data, nil
 	}
 	var out []byte
 	var refs envRefs
-	for {
-		i := bytes.Index(data, []byte("${"))
-		if i < 0 {
-			return append(out, data...), refs
+	for line := range bytes.SplitAfterSeq(data, []byte("\n")) {
+		var q quoteState
+		for i := 0; i < len(line); i++ {
+			if line[i] != '$' || i+1 >= len(line) || line[i+1] != '{' || (i > 0 && line[i-1] == '$') || q.quoted() {
+				q.next(line, i)
+				out = append(out, line[i])
+				continue
+			}
+			end := refEnd(line[i:])
+			if end < 0 {
+				out = append(out, line[i])
+				continue
+			}
+			out = append(out, refOpen+strconv.Itoa(len(refs))+refClose...)
+			refs = append(refs, string(line[i:i+end]))
+			i += end - 1
 		}
-		end := refEnd(data[i:])
-		if (i > 0 && data[i-1] == '$') || end < 0 {
-			out, data = append(out, data[:i+2]...), data[i+2:]
-			continue
-		}
-		out = append(append(out, data[:i]...), refOpen+strconv.Itoa(len(refs))+refClose...)
-		refs = append(refs, string(data[i:i+end]))
-		data = data[i+end:]
 	}
+	return out, refs
+}
+
+// quoteState follows YAML's quotes along one line: inside "..." a quote
+// after an odd run of backslashes is escaped; inside '...' a doubled quote
+// toggles twice, so stays inside.
+type quoteState struct{ single, double bool }
+
+func (q *quoteState) quoted() bool { return q.single || q.double }
+
+// next steps over line[i].
+func (q *quoteState) next(line []byte, i int) {
+	switch line[i] {
+	case '"':
+		if !q.single && !(q.double && backslashesBefore(line, i)%2 == 1) {
+			q.double = !q.double
+		}
+	case '\'':
+		if !q.double {
+			q.single = !q.single
+		}
+	}
+}
+
+// backslashesBefore counts the backslashes just before line[i].
+func backslashesBefore(line []byte, i int) int {
+	n := 0
+	for j := i - 1; j >= 0 && line[j] == '\\'; j-- {
+		n++
+	}
+	return n
 }
 
 // refEnd returns the length of the reference that starts ref, with any

@@ -120,6 +120,30 @@ routes:
 	}
 }
 
+// TestParseEnvQuotedDefaults: a reference inside quotes is YAML's to read,
+// so its default is unescaped as the quotes say, and a plain one beside it
+// on the line is still set aside.
+func TestParseEnvQuotedDefaults(t *testing.T) {
+	src := "upstream: {url: http://127.0.0.1:3001}\n" +
+		"cache: {l2: {password: \"${PW:-a\\\"b}\", key_prefix: '${KP:-it''s}', addrs: [${VALKEY:-127.0.0.1:6379}]}}\n" +
+		"admin: {token: \"x\\\\\", listen: ${ADMIN:-127.0.0.1:9911}}\n" +
+		"routes:\n  - {name: all, match: {path_prefix: /api/}, pass: {}}\n"
+	cfg, err := ParseWithEnv("q.yaml", []byte(src), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"double-quoted default", cfg.Cache.L2.Password, `a"b`},
+		{"single-quoted default", cfg.Cache.L2.KeyPrefix, "it's"},
+		{"plain in the same flow mapping", strings.Join(cfg.Cache.L2.Addrs, ","), "127.0.0.1:6379"},
+		{"plain after an escaped backslash", cfg.Admin.Listen, "127.0.0.1:9911"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+}
+
 func TestParseEnvErrorsCarryLineAndKey(t *testing.T) {
 	src := "upstream: {url: http://127.0.0.1:3001}\nroutes:\n  - name: all\n    match: {path_prefix: \"${API_PREFIX}\"}\n    pass: {}\n"
 	_, err := ParseWithEnv("f.yaml", []byte(src), noEnv)
