@@ -188,8 +188,9 @@ func NewBatcher[I, R any](cfg BatcherConfig, size func(I) int, flush FlushFunc[I
 // and ErrClosed once Close has begun. If ctx ends while the item waits
 // for a flush, it is dropped, never written, and Submit returns ctx.Err().
 // Once its flush has begun the write may land, so Submit waits for the
-// flush's own result, which Timeout bounds: a caller is never told its
-// write failed when it may not have.
+// flush's own result: one flush, or, when a failed batch is split, the
+// flushes of its parts, each bounded by Timeout. A caller is never told
+// its write failed when it may not have.
 func (b *Batcher[I, R]) Submit(ctx context.Context, item I) (R, error) {
 	var zero R
 	if err := ctx.Err(); err != nil {

@@ -88,10 +88,25 @@ func literalSegment(part string) error {
 	switch {
 	case part == "." || part == "..":
 		return fmt.Errorf("segment %q: requests are matched with . and .. segments resolved, so it never matches", part)
-	case strings.Contains(part, "%"):
+	case hasPercentHex(part):
 		return fmt.Errorf("segment %q: requests are matched decoded, so %%XX never matches; write the character itself", part)
 	}
 	return nil
+}
+
+// hasPercentHex reports whether s holds a percent-encoding, % and two hex
+// digits; a lone % may stand for a decoded %25.
+func hasPercentHex(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 // prefixProblem is literalSegment for a path_prefix, whose last segment
@@ -99,8 +114,8 @@ func literalSegment(part string) error {
 func prefixProblem(prefix string) error {
 	parts := strings.Split(prefix, "/")
 	for i, part := range parts {
-		if i == len(parts)-1 && part != "." && part != ".." {
-			part = strings.ReplaceAll(part, ".", "") // a file-name start such as /static/app.
+		if i == len(parts)-1 && !hasPercentHex(part) {
+			continue // a name's start: /. takes /.env
 		}
 		if err := literalSegment(part); err != nil {
 			return err

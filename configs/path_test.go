@@ -63,3 +63,22 @@ func TestParsePathLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestLiteralPathsThatMatch: what the decoded, dot-resolved request path can
+// hold is accepted: a lone % (a request's %25), a prefix ending in . (which
+// takes /.env) or in a name's start. A route that leaves its later
+// neighbour something (another method, a longer path) is not "never matched".
+func TestLiteralPathsThatMatch(t *testing.T) {
+	src := "upstream: {url: http://127.0.0.1:3001}\nroutes:\n" +
+		"  - {name: promo, match: {path: /promo/50%}, pass: {}}\n" +
+		"  - {name: dotfiles, match: {path_prefix: /.}, pass: {}}\n" +
+		"  - {name: static, match: {path_prefix: /static/app.}, pass: {}}\n" +
+		"  - {name: read, match: {method: GET, path: \"/u/{id}\"}, pass: {}}\n" +
+		"  - {name: write, match: {method: POST, path: \"/u/{id}\"}, pass: {}}\n" +
+		"  - {name: any, match: {path: \"/u/me\"}, pass: {}}\n" +
+		"  - {name: deeper, match: {path: \"/u/{id}/x\"}, pass: {}}\n" +
+		"  - {name: all, match: {path_prefix: /api/}, pass: {}}\n"
+	if _, err := Parse("ok.yaml", []byte(src)); err != nil {
+		t.Fatal(err)
+	}
+}

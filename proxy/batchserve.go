@@ -79,12 +79,12 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 
 	// The wait is bounded on its own context, not the RequestCtx: that
 	// one ends when the server shuts down, and Shutdown wants every
-	// queued item flushed and answered, not abandoned. An item may wait
-	// for the flushes ahead of it, each bounded by the upstream timeout,
-	// for up to twice that; past it, an item still queued gets a 504 and
-	// is never written. One already in a flush waits for that flush's
-	// own result (Submit), so a write that lands is answered as landed
-	// and its tags are invalidated.
+	// queued item flushed and answered, not abandoned. An item waits for
+	// a flush for up to twice the upstream timeout; past it, an item still
+	// queued gets a 504 and is never written. One already in a flush waits
+	// for that flush's own result (Submit: each flush, and each part of a
+	// split one, is bounded by the timeout), so a write that lands is
+	// answered as landed and its tags are invalidated.
 	from := context.Background()
 	if parent := spanParent(ctx); parent != nil {
 		from = parent // the flush span links to this request's
