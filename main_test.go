@@ -121,11 +121,7 @@ routes:
 		case err == nil && resp.StatusCode() == 200 && len(resp.Body()) == len(body):
 			ok.Add(1)
 			return true
-		case err != nil && signalled.Load() && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, syscall.EPIPE)):
-			// After SIGTERM: the listener is closed (refused), or an idle
-			// keep-alive connection was closed before this request was read.
-			// The client sees that as the connection closed or, when it was
-			// still writing the request's 10 KB body, as a broken pipe.
+		case err != nil && signalled.Load() && refusedAtShutdown(err):
 			refused.Add(1)
 			return false
 		default:
@@ -225,6 +221,16 @@ func waitUp(t *testing.T, addr string) {
 // TestSIGTERMFlushesWrites sends SIGTERM to the built binary in the
 // middle of 2,000 batched writes (orders into PostgreSQL, cache sets into
 // Valkey) and checks that every write answered 2xx is in its sink.
+// refusedAtShutdown reports whether a request's error after SIGTERM says
+// Sheepdog never took it: the listener was closed (refused), or an idle
+// keep-alive connection was closed before the request was read. The client
+// sees that as the connection closed, as a broken pipe when it was still
+// writing, or as a reset when the close found the request unread.
+func refusedAtShutdown(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
 func TestSIGTERMFlushesWrites(t *testing.T) {
 	bin := buildSheepdog(t)
 	redisAddr, prefix := servicetest.RedisAddr(t), servicetest.KeyPrefix(t)
@@ -291,7 +297,7 @@ routes:
 			} else {
 				okSets = append(okSets, i)
 			}
-		case err != nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrConnectionClosed)):
+		case err != nil && refusedAtShutdown(err):
 			refused.Add(1) // after SIGTERM: never taken, so never acknowledged
 		default:
 			other = append(other, fmt.Sprintf("write %d: err=%v status=%d %s", i, err, resp.StatusCode(), resp.Body()))
