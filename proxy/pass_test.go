@@ -489,13 +489,7 @@ func TestCookiesPassUntouched(t *testing.T) {
 		"Set-Cookie: a=1; Path=/\r\nLink: <1>; rel=a\r\nSet-Cookie: b=2; HttpOnly\r\nLink: <2>; rel=b\r\n"+
 		"Content-Length: 2\r\n\r\n{}", false)
 	_, proxyAddr, _ := startProxy(t, testConfig(t, originAddr, ""))
-	c := dialRaw(t, proxyAddr)
-	fmt.Fprint(c, "GET /api/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-	raw, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	head := string(raw)
+	head := string(rawExchange(t, proxyAddr, "GET /api/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
 	for _, want := range []string{"\r\nSet-Cookie: a=1; Path=/\r\n", "\r\nSet-Cookie: b=2; HttpOnly\r\n"} {
 		if !strings.Contains(head, want) {
 			t.Errorf("answer lacks %q:\n%s", strings.TrimSpace(want), head)
@@ -510,7 +504,7 @@ func TestCookiesPassUntouched(t *testing.T) {
 		rawHeaders <- string(ctx.Request.Header.RawHeaders())
 	})
 	_, proxyAddr, _ = startProxy(t, testConfig(t, appAddr, ""))
-	c = dialRaw(t, proxyAddr)
+	c := dialRaw(t, proxyAddr)
 	const cookie = `Cookie: session="a\054b"; a="x"`
 	fmt.Fprint(c, "GET /api/x HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"+cookie+"\r\n\r\n")
 	if got := <-rawHeaders; !strings.Contains(got, cookie+"\r\n") {

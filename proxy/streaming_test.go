@@ -25,6 +25,19 @@ func startStreamingOrigin(t *testing.T, handler fasthttp.RequestHandler) string 
 	return ln.Addr().String()
 }
 
+// rawExchange sends a hand-written request on a connection of its own and
+// returns all that comes back until the server closes it.
+func rawExchange(t *testing.T, addr, request string) []byte {
+	t.Helper()
+	c := dialRaw(t, addr)
+	fmt.Fprint(c, request)
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 // dialRaw opens a bare TCP connection for hand-written HTTP, closed and
 // bounded in time by the test.
 func dialRaw(t *testing.T, addr string) net.Conn {
@@ -135,12 +148,7 @@ func TestHTTP10Client(t *testing.T) {
 		})
 	})
 	_, proxyAddr, _ := startProxy(t, testConfig(t, originAddr, ""))
-	c := dialRaw(t, proxyAddr)
-	fmt.Fprintf(c, "GET /api/old HTTP/1.0\r\nHost: t\r\n\r\n")
-	raw, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := rawExchange(t, proxyAddr, "GET /api/old HTTP/1.0\r\nHost: t\r\n\r\n")
 	head, body, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
 	if bytes.Contains(bytes.ToLower(head), []byte("transfer-encoding")) || !bytes.Contains(head, []byte("Content-Length: 20")) {
 		t.Errorf("answer head %q: want a Content-Length and no Transfer-Encoding", head)
