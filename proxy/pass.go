@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -118,18 +119,28 @@ func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) (appSt
 		ctx.Response.SetBodyStream(upstream.NewBody(resp), resp.Header.ContentLength())
 		return appStatus
 	}
-	body, err := upstream.ReadWhole(resp, maxEntryBody) // releases resp
+	buf := answerBuffers.Get().(*[]byte)
+	body, err := upstream.AppendWhole((*buf)[:0], resp, maxEntryBody) // releases resp
+	if err == nil && len(body) > 0 {
+		ctx.Response.SetBody(body) // a copy, into the answer's own pooled buffer
+	}
+	if cap(body) <= maxPooledAnswer {
+		*buf = body[:0]
+		answerBuffers.Put(buf)
+	}
 	if err != nil {
 		// Cut short or stalled before the answer's first byte went out:
 		// a failed exchange, answered as one (fail resets the answer).
 		fail(ctx, err)
-		return appStatus
-	}
-	if len(body) > 0 {
-		ctx.Response.SetBodyRaw(body)
 	}
 	return appStatus
 }
+
+// answerBuffers hold short answers while they are read whole; one that
+// grew past maxPooledAnswer (an HTTP/1.0 client's long answer) is let go.
+var answerBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledAnswer = 256 << 10
 
 // limitedBody streams the client's request body upstream and fails once it
 // passes the limit, for bodies whose size was not announced.

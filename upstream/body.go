@@ -45,27 +45,50 @@ var ErrBodyTooLong = errors.New("upstream body longer than the limit")
 // in its place. A longer body is ErrBodyTooLong, and its connection is
 // dropped.
 func ReadWhole(resp *fasthttp.Response, limit int) ([]byte, error) {
-	if resp.BodyStream() == nil {
-		b := append([]byte(nil), resp.Body()...)
-		fasthttp.ReleaseResponse(resp)
-		if len(b) > limit {
-			return nil, ErrBodyTooLong
-		}
-		return b, nil
-	}
-	body := NewBody(resp)
-	b, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
-	switch {
-	case err != nil:
-		err = &Error{Kind: classify(err), Err: err}
-	case len(b) > limit:
-		err = ErrBodyTooLong
-	}
-	body.CloseWithError(err) //nolint:errcheck // only releases
+	b, err := AppendWhole(nil, resp, limit)
 	if err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// AppendWhole is ReadWhole appending to dst, so a caller can read into a
+// buffer it reuses. On error, dst holds part of the body.
+func AppendWhole(dst []byte, resp *fasthttp.Response, limit int) ([]byte, error) {
+	if resp.BodyStream() == nil {
+		b := resp.Body()
+		var err error
+		if len(b) > limit {
+			err = ErrBodyTooLong
+		} else {
+			dst = append(dst, b...)
+		}
+		fasthttp.ReleaseResponse(resp)
+		return dst, err
+	}
+	body := NewBody(resp)
+	start := len(dst)
+	var err error
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)] // room to read into
+		}
+		n, rerr := body.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if len(dst)-start > limit {
+			err = ErrBodyTooLong
+			break
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = &Error{Kind: classify(rerr), Err: rerr}
+			break
+		}
+	}
+	body.CloseWithError(err) //nolint:errcheck // only releases
+	return dst, err
 }
 
 func (b *Body) Read(p []byte) (int, error) {
