@@ -63,9 +63,11 @@ func NewValkeySink(client redis.UniversalClient) *ValkeySink {
 // Flush sends every item in one pipeline and returns one result per item,
 // in order. Items the sink cannot send (an unknown op, an empty key, a
 // value that is not JSON) get their error without a round trip. The
-// batch fails as a whole, with ErrUnavailable, only when Valkey could not
-// be reached or cannot take writes at all (loading, read-only, out of
-// memory): splitting it would not help.
+// batch fails as a whole, with ErrUnavailable, only when no command of it
+// ran because Valkey could not be reached or took no write at all
+// (loading, read-only): splitting it would not help. When some ran (out
+// of memory refuses SETs but runs DELs), each refused one gets its
+// ErrUnavailable, and the rest their success.
 func (s *ValkeySink) Flush(ctx context.Context, items []ValkeyItem) ([]ValkeyResult, error) {
 	results := make([]ValkeyResult, len(items))
 	cmds := make([]redis.Cmder, len(items)) // nil for an item not sent
@@ -85,15 +87,23 @@ func (s *ValkeySink) Flush(ctx context.Context, items []ValkeyItem) ([]ValkeyRes
 	}
 	// Exec's error is the first command's; each is read on its own below.
 	_, _ = pipe.Exec(ctx)
+	refused := 0
+	var storeErr error
 	for i, cmd := range cmds {
 		if cmd == nil || cmd.Err() == nil {
 			continue
 		}
 		err := cmd.Err()
-		if !itemError(err) {
-			return nil, storeError("valkey pipeline", err)
+		if itemError(err) {
+			results[i].Err = fmt.Errorf("valkey %s: %w", items[i].Op, err)
+			continue
 		}
-		results[i].Err = fmt.Errorf("valkey %s: %w", items[i].Op, err)
+		refused++
+		storeErr = err
+		results[i].Err = storeError("valkey "+items[i].Op, err)
+	}
+	if refused == sent {
+		return nil, storeError("valkey pipeline", storeErr)
 	}
 	return results, nil
 }

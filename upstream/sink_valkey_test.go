@@ -243,6 +243,44 @@ func TestValkeySinkDown(t *testing.T) {
 	}
 }
 
+// TestValkeySinkOutOfMemory: a Valkey out of memory refuses the batch's
+// SETs but runs its DELs; each refused item fails with ErrUnavailable and
+// each DEL that ran succeeds, rather than the whole batch failing.
+func TestValkeySinkOutOfMemory(t *testing.T) {
+	srv := servicetest.StartRedisServer(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DisableIdentity: true})
+	defer c.Close()
+	ctx := context.Background()
+	c.Set(ctx, "gone", "x", 0)
+	if err := c.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil { // below what it uses already
+		t.Fatal(err)
+	}
+	sink := NewValkeySink(c)
+	results, err := sink.Flush(ctx, []ValkeyItem{
+		{Op: "set", Key: "new", Value: json.RawMessage(`"v"`)},
+		{Op: "del", Key: "gone"},
+	})
+	if err != nil || len(results) != 2 {
+		t.Fatalf("Flush = %v, %v; want a result per item", results, err)
+	}
+	if !errors.Is(results[0].Err, ErrUnavailable) || !strings.Contains(results[0].Err.Error(), "OOM") {
+		t.Errorf("the refused SET: %v, want ErrUnavailable with Valkey's OOM", results[0].Err)
+	}
+	if results[1].Err != nil {
+		t.Errorf("the DEL, which ran: %v", results[1].Err)
+	}
+	if n := c.Exists(ctx, "gone").Val(); n != 0 {
+		t.Errorf("the DEL did not run")
+	}
+	results, err = sink.Flush(ctx, []ValkeyItem{{Op: "set", Key: "a", Value: json.RawMessage(`1`)}, {Op: "set", Key: "b", Value: json.RawMessage(`2`)}})
+	if !errors.Is(err, ErrUnavailable) || results != nil {
+		t.Errorf("a batch of SETs only, all refused: %v, %v; want the batch to fail with ErrUnavailable", results, err)
+	}
+}
+
 func TestValkeySinkString(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	defer c.Close()

@@ -297,7 +297,11 @@ func (s *ValkeySink) FlushOps(ctx context.Context, reqs []*ValkeyOps) ([]ValkeyO
 		return out, nil
 	}
 	// Exec's error is the first command's; each is read on its own below.
+	// A store-wide refusal fails the whole batch only when no command ran
+	// (see ValkeySink.Flush); otherwise it fails its operation alone.
 	_, _ = pipe.Exec(ctx)
+	refused := 0
+	var storeErr error
 	for i, rc := range cmds {
 		for j, cmd := range rc {
 			if cmd == nil {
@@ -313,7 +317,8 @@ func (s *ValkeySink) FlushOps(ctx context.Context, reqs []*ValkeyOps) ([]ValkeyO
 				continue
 			}
 			if !itemError(err) {
-				return nil, storeError("valkey pipeline", err)
+				refused++
+				storeErr = err
 			}
 			switch reqs[i].ops[j].typ {
 			case opSet:
@@ -322,6 +327,9 @@ func (s *ValkeySink) FlushOps(ctx context.Context, reqs []*ValkeyOps) ([]ValkeyO
 				res.failed, res.errMsg = true, err.Error()
 			}
 		}
+	}
+	if refused == sent {
+		return nil, storeError("valkey pipeline", storeErr)
 	}
 	return out, nil
 }
