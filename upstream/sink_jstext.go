@@ -20,8 +20,9 @@ import (
 // JavaScript's form (1.0 is 1, 1e21 is 1e+21), only the escapes
 // JSON.stringify makes, integer-like object keys first in ascending order
 // and the other keys in first-seen order, and the last of duplicate keys
-// winning. Each byte of invalid UTF-8 and each lone surrogate escape
-// decodes to U+FFFD, as in Node for all but a few rare forms.
+// winning. Each byte of invalid UTF-8 decodes to U+FFFD; a lone surrogate
+// escape is written back as JSON.stringify writes it (\ud83d), and
+// becomes U+FFFD only in a string stored as text, as Node's UTF-8 makes it.
 //
 // The scanner writes its output as it reads, so the common value costs
 // no parse tree: only an object whose keys need reordering is rebuilt.
@@ -43,7 +44,7 @@ func appText(raw []byte) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return string(text), nil
+		return storedText(text), nil
 	}
 	out, err := appendNodeJSON(make([]byte, 0, len(raw)), raw)
 	return string(out), err
@@ -338,12 +339,15 @@ func (s *jsScanner) escapedStr() ([]byte, bool, error) {
 		switch {
 		case c == '"':
 			s.pos++
-			return validUTF8(text), false, nil
+			return text, false, nil
 		case c < 0x20:
 			return nil, false, s.fail("control character in string")
 		case c != '\\':
-			text = append(text, c)
-			s.pos++
+			run := s.pos // raw bytes up to the next escape or the end
+			for s.pos < len(s.in) && s.in[s.pos] != '\\' && s.in[s.pos] != '"' && s.in[s.pos] >= 0x20 {
+				s.pos++
+			}
+			text = appendValidUTF8(text, s.in[run:s.pos])
 			continue
 		}
 		if s.pos+1 >= len(s.in) {
@@ -370,20 +374,24 @@ func (s *jsScanner) escapedStr() ([]byte, bool, error) {
 				return nil, false, s.fail("bad \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
-				r2, ok := rune(0), false
+				pair := utf8.RuneError
 				if bytes.HasPrefix(s.in[s.pos:], []byte(`\u`)) {
 					save := s.pos
 					s.pos += 2
-					if r2, ok = s.hex4(); ok {
-						r = utf16.DecodeRune(r, r2)
+					if r2, ok := s.hex4(); ok {
+						pair = utf16.DecodeRune(r, r2)
 					}
-					if !ok || r == utf8.RuneError {
-						s.pos = save // a lone surrogate; the next escape stands alone
-						r = utf8.RuneError
+					if pair == utf8.RuneError {
+						s.pos = save // the next escape stands alone
 					}
-				} else {
-					r = utf8.RuneError
 				}
+				if pair == utf8.RuneError {
+					// A lone surrogate: kept, as a JavaScript string keeps
+					// it, for JSON.stringify to write back as \udXXX.
+					text = appendSurrogate(text, r)
+					continue
+				}
+				r = pair
 			}
 			text = utf8.AppendRune(text, r)
 		default:
@@ -463,13 +471,50 @@ func (s *jsScanner) digits() int {
 // validUTF8 returns text with each byte that is not part of valid UTF-8
 // replaced by U+FFFD, as encoding/json decodes it.
 func validUTF8(text []byte) []byte {
-	out := make([]byte, 0, len(text)+8)
+	return appendValidUTF8(make([]byte, 0, len(text)+8), text)
+}
+
+// appendValidUTF8 appends text with each bad byte as U+FFFD.
+func appendValidUTF8(dst, text []byte) []byte {
 	for len(text) > 0 {
 		r, n := utf8.DecodeRune(text)
-		out = utf8.AppendRune(out, r) // RuneError for a bad byte
+		dst = utf8.AppendRune(dst, r) // RuneError for a bad byte
 		text = text[n:]
 	}
-	return out
+	return dst
+}
+
+// Decoded text holds a lone surrogate (U+D800 to U+DFFF) as the three bytes
+// UTF-8 would give it (ED A0..BF xx), which valid UTF-8 never holds, so
+// that it can be written back as JSON.stringify writes it.
+func appendSurrogate(dst []byte, r rune) []byte {
+	return append(dst, 0xED, 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
+}
+
+// surrogateAt returns the lone surrogate encoded at s[i:], if one is.
+func surrogateAt[T string | []byte](s T, i int) (rune, bool) {
+	if i+2 >= len(s) || s[i] != 0xED || s[i+1] < 0xA0 || s[i+1] > 0xBF || s[i+2]&0xC0 != 0x80 {
+		return 0, false
+	}
+	return 0xD000 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F), true
+}
+
+// storedText is decoded text as Valkey receives it from the app: a lone
+// surrogate becomes U+FFFD, as Node's UTF-8 encoding of a string makes it.
+func storedText(text []byte) string {
+	if !bytes.Contains(text, []byte{0xED}) {
+		return string(text)
+	}
+	out := make([]byte, 0, len(text))
+	for i := 0; i < len(text); i++ {
+		if _, ok := surrogateAt(text, i); ok {
+			out = utf8.AppendRune(out, utf8.RuneError)
+			i += 2
+			continue
+		}
+		out = append(out, text[i])
+	}
+	return string(out)
 }
 
 // appendStringText writes decoded text as a JSON string; plain text (see
@@ -556,6 +601,13 @@ func appendJSString[T string | []byte](dst []byte, s T) []byte {
 			dst = append(dst, '\\', 't')
 		case c < 0x20:
 			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		case c == 0xED:
+			if r, ok := surrogateAt(s, i); ok {
+				dst = append(dst, '\\', 'u', hex[r>>12], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+				i += 2
+				continue
+			}
+			dst = append(dst, c)
 		default:
 			dst = append(dst, c)
 		}
