@@ -303,7 +303,7 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(append(appendJSString(out, f.key), ':'), f.value...)
+		out = append(append(upstream.AppendJSString(out, f.key), ':'), f.value...)
 	}
 	return append(upstream.AppendRequestStamp(append(out, '}'), requestID, now), '\n'), nil
 }
@@ -423,19 +423,9 @@ func newID(prefix string, now time.Time) string {
 // JSON.stringify does not write, so answers read as the app's do.
 func marshalJS(v any) ([]byte, error) {
 	if s, ok := v.(string); ok {
-		return appendJSString(nil, s), nil
+		return upstream.AppendJSString(nil, s), nil
 	}
 	return encodeJS(v)
-}
-
-// appendJSString appends s as JSON.stringify writes it: plain ASCII as
-// it is, between quotes, without an Encoder.
-func appendJSString(dst []byte, s string) []byte {
-	if plainASCII(s) {
-		return append(append(append(dst, '"'), s...), '"')
-	}
-	v, _ := encodeJS(s) // a string always encodes
-	return append(dst, v...)
 }
 
 func encodeJS(v any) ([]byte, error) {

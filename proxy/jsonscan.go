@@ -126,7 +126,7 @@ func unquote(q []byte) (string, bool) {
 
 // plainASCII reports whether b is printable ASCII with no quote or
 // backslash: a string JSON writes as it is, between quotes.
-func plainASCII[T string | []byte](b T) bool {
+func plainASCII(b []byte) bool {
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {

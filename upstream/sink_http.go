@@ -141,7 +141,7 @@ func (s *HTTPSink) batchBody(items []json.RawMessage) ([]byte, error) {
 	}
 	body := make([]byte, 0, n)
 	body = append(body, '{')
-	body = appendJSString(body, s.wrap)
+	body = AppendJSString(body, s.wrap)
 	body = append(body, ":["...)
 	for i, it := range items {
 		if i > 0 {

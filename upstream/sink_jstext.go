@@ -320,7 +320,7 @@ func (s *jsScanner) str() (text []byte, plain bool, err error) {
 			if utf8.Valid(text) {
 				return text, true, nil
 			}
-			return validUTF8(text), false, nil
+			return appendValidUTF8(make([]byte, 0, len(text)+8), text), false, nil
 		}
 		if c == '\\' || c < 0x20 {
 			s.pos = start
@@ -468,13 +468,8 @@ func (s *jsScanner) digits() int {
 	return s.pos - start
 }
 
-// validUTF8 returns text with each byte that is not part of valid UTF-8
-// replaced by U+FFFD, as encoding/json decodes it.
-func validUTF8(text []byte) []byte {
-	return appendValidUTF8(make([]byte, 0, len(text)+8), text)
-}
-
-// appendValidUTF8 appends text with each bad byte as U+FFFD.
+// appendValidUTF8 appends text with each byte that is not part of valid
+// UTF-8 as U+FFFD, as encoding/json decodes it.
 func appendValidUTF8(dst, text []byte) []byte {
 	for len(text) > 0 {
 		r, n := utf8.DecodeRune(text)
@@ -525,7 +520,7 @@ func appendStringText(dst, text []byte, plain bool) []byte {
 		dst = append(dst, text...)
 		return append(dst, '"')
 	}
-	return appendJSString(dst, text)
+	return AppendJSString(dst, text)
 }
 
 // appendJSNumber writes f as JavaScript's Number::toString does; NaN and
@@ -578,10 +573,10 @@ func appendJSNumber(dst []byte, f float64) []byte {
 	return dst
 }
 
-// appendJSString quotes s as JSON.stringify does: it escapes only the
+// AppendJSString quotes s as JSON.stringify does: it escapes only the
 // quote, the backslash and control characters, and writes everything
 // else as it is (no \u003c, no \u2028).
-func appendJSString[T string | []byte](dst []byte, s T) []byte {
+func AppendJSString[T string | []byte](dst []byte, s T) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {

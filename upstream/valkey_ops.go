@@ -359,7 +359,7 @@ func (o *ValkeyOps) AppendAnswer(dst []byte, r ValkeyOpsResult, requestID string
 		switch {
 		case res.failed:
 			dst = append(dst, `,"error":`...)
-			dst = appendJSString(dst, res.errMsg)
+			dst = AppendJSString(dst, res.errMsg)
 		case op.typ == opGet:
 			dst = append(dst, `,"value":`...)
 			dst = appendStoredValue(dst, res.text, res.found)
@@ -380,14 +380,14 @@ func appendStoredValue(dst []byte, text string, found bool) []byte {
 	if out, err := appendNodeJSON(dst, []byte(text)); err == nil {
 		return out
 	}
-	return appendJSString(dst, text)
+	return AppendJSString(dst, text)
 }
 
 // AppendAppError appends the app's error answer {"error":msg}, flat with
 // requestId and timestamp added, as the app sends every Vultr error.
 func AppendAppError(dst []byte, msg, requestID string, now time.Time) []byte {
 	dst = append(dst, `{"error":`...)
-	dst = appendJSString(dst, msg)
+	dst = AppendJSString(dst, msg)
 	return AppendRequestStamp(dst, requestID, now)
 }
 
@@ -395,7 +395,7 @@ func AppendAppError(dst []byte, msg, requestID string, now time.Time) []byte {
 // timestamp (Date#toISOString).
 func AppendRequestStamp(dst []byte, requestID string, now time.Time) []byte {
 	dst = append(dst, `,"requestId":`...)
-	dst = appendJSString(dst, requestID)
+	dst = AppendJSString(dst, requestID)
 	dst = append(dst, `,"timestamp":"`...)
 	dst = now.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
 	return append(dst, `"}`...)
