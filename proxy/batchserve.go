@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/jsonscan"
 	"github.com/style-shepherd/sheepdog/upstream"
 )
 
@@ -254,7 +255,7 @@ func objectFields(body []byte) ([]field, error) {
 	// One copy for every value: they outlive the request's buffer when a
 	// caller gives up and leaves its item to the flush.
 	var fields []field
-	ok := objectMembers(bytes.Clone(body), func(key string, value []byte) {
+	ok := jsonscan.Members(bytes.Clone(body), func(key string, value []byte) {
 		if i := fieldIndex(fields, key); i >= 0 {
 			fields[i].value = value
 			return
@@ -371,7 +372,7 @@ func (e *batchEval) column(t configs.Template) (any, error) {
 	case string(raw) == "null":
 		return nil, nil
 	case raw[0] == '"':
-		s, ok := unquote(raw)
+		s, ok := jsonscan.Unquote(raw)
 		if !ok {
 			return nil, fmt.Errorf("%w: bad string %.40s", errBadBody, raw)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/jsonscan"
 )
 
 // The app's POST /api/vultr/valkey/batch takes
@@ -66,62 +67,81 @@ type valkeyOp struct {
 	refused bool   // set: a ttl Valkey would refuse; never sent
 }
 
-// ParseValkeyOps reads a POST /valkey/batch body as the app does. Its only
-// error is ErrOperationsNotArray; the proxy has already checked that the
-// body is JSON.
+// ParseValkeyOps reads a POST /valkey/batch body as the app does. body
+// must be valid JSON, which the proxy checks first. Its only error is
+// ErrOperationsNotArray.
 func ParseValkeyOps(body []byte) (*ValkeyOps, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	var list []byte
+	if !jsonscan.Members(body, func(key string, value []byte) {
+		if key == "operations" {
+			list = value // the last one, as JSON.parse keeps
+		}
+	}) {
 		return nil, ErrOperationsNotArray // not an object: no operations
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(top["operations"], &raws); err != nil || raws == nil {
-		return nil, ErrOperationsNotArray
-	}
-	o := &ValkeyOps{ops: make([]valkeyOp, 0, len(raws))}
-	for _, raw := range raws {
-		raw = bytes.TrimSpace(raw)
+	o := &ValkeyOps{}
+	var err error
+	if !jsonscan.Elements(list, func(raw []byte) {
+		if err != nil || o.Threw {
+			return
+		}
 		if string(raw) == "null" {
 			o.Threw = true
-			break
+			return
 		}
-		if raw[0] != '{' {
-			continue // a number, string or array has no type
+		if op, ok, opErr := parseValkeyOp(raw); opErr != nil {
+			err = opErr
+		} else if ok {
+			o.ops = append(o.ops, op)
 		}
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &fields); err != nil {
-			return nil, err // cannot happen in a body already checked
-		}
-		var op valkeyOp
-		if t, ok := fields["type"]; !ok || json.Unmarshal(t, &op.typ) != nil {
-			continue // not a string: no type matches
-		}
-		switch op.typ {
-		case opSet, opGet, opDelete:
-		default:
-			continue
-		}
-		if k, ok := fields["key"]; ok {
-			kj, err := appendNodeJSON(nil, k)
-			if err != nil {
-				return nil, err
-			}
-			op.keyJSON = kj
-			if string(bytes.TrimSpace(k)) != "null" {
-				op.key = JSString(k)
-			}
-		}
-		if op.typ == opSet {
-			text, err := appText(fields["value"])
-			if err != nil {
-				return nil, err
-			}
-			op.text = text
-			op.ttl, op.refused = SetexTTL(fields["ttl"])
-		}
-		o.ops = append(o.ops, op)
+	}) {
+		return nil, ErrOperationsNotArray
+	}
+	if err != nil {
+		return nil, err
 	}
 	return o, nil
+}
+
+// parseValkeyOp reads one operation; ok is false for one the app gives no
+// result: not an object, or no type it knows.
+func parseValkeyOp(raw []byte) (op valkeyOp, ok bool, err error) {
+	var typ, key, value, ttl []byte // the last of each, as JSON.parse keeps
+	if !jsonscan.Members(raw, func(name string, v []byte) {
+		switch name {
+		case "type":
+			typ = v
+		case "key":
+			key = v
+		case "value":
+			value = v
+		case "ttl":
+			ttl = v
+		}
+	}) || len(typ) == 0 || typ[0] != '"' {
+		return op, false, nil // a number, string or array has no type; nor has a type not a string
+	}
+	op.typ, _ = jsonscan.Unquote(typ)
+	switch op.typ {
+	case opSet, opGet, opDelete:
+	default:
+		return op, false, nil
+	}
+	if key != nil {
+		if op.keyJSON, err = appendNodeJSON(nil, key); err != nil {
+			return op, false, err
+		}
+		if string(key) != "null" {
+			op.key = JSString(key)
+		}
+	}
+	if op.typ == opSet {
+		if op.text, err = appText(value); err != nil {
+			return op, false, err
+		}
+		op.ttl, op.refused = SetexTTL(ttl)
+	}
+	return op, true, nil
 }
 
 // Size is the request's weight against a batch's max_bytes.
@@ -193,10 +213,7 @@ func JSString(raw []byte) string {
 	}
 	switch c := raw[0]; {
 	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return ""
-		}
+		s, _ := jsonscan.Unquote(raw)
 		return s
 	case c == '[':
 		var elems []json.RawMessage
