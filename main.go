@@ -73,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, cfg.RouteTable())
 		return 0
 	}
-	return serve(cfg, log, nil)
+	return serve(cfg, log, func() (*configs.Config, error) { return configs.Load(*configPath) }, nil)
 }
 
 // runDemo starts the simulated app on a free port and Sheepdog in front of
@@ -94,26 +94,31 @@ func runDemo(stdout, stderr io.Writer, log *slog.Logger) int {
 		}
 		return os.LookupEnv(name)
 	}
-	data, err := configs.ExampleFile("sheepdog.yaml")
-	if err == nil {
-		var cfg *configs.Config
-		if cfg, err = configs.ParseWithEnv("configs/sheepdog.yaml", data, env); err == nil {
-			return serve(cfg, log, func() {
-				fmt.Fprintf(stdout, "Sheepdog is in front of a simulated Style Shepherd at %s.\n"+
-					"Try this twice: the first answer is fetched (X-Cache: MISS), the second comes from memory (HIT):\n\n"+
-					"  curl -i 'http://%s/api/vultr/postgres/products?category=tops&limit=3'\n\n"+
-					"Then what Sheepdog saw: curl -s http://%s/stats\n\nCtrl-C stops both.\n", addr, cfg.Listen, cfg.Admin.Listen)
-			})
+	load := func() (*configs.Config, error) {
+		data, err := configs.ExampleFile("sheepdog.yaml")
+		if err != nil {
+			return nil, err
 		}
+		return configs.ParseWithEnv("configs/sheepdog.yaml", data, env)
 	}
-	fmt.Fprintln(stderr, err)
-	return 1
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return serve(cfg, log, load, func() {
+		fmt.Fprintf(stdout, "Sheepdog is in front of a simulated Style Shepherd at %s.\n"+
+			"Try this twice: the first answer is fetched (X-Cache: MISS), the second comes from memory (HIT):\n\n"+
+			"  curl -i 'http://%s/api/vultr/postgres/products?category=tops&limit=3'\n\n"+
+			"Then what Sheepdog saw: curl -s http://%s/stats\n\nCtrl-C stops both.\n", addr, cfg.Listen, cfg.Admin.Listen)
+	})
 }
 
 // serve runs the proxy until SIGINT or SIGTERM, then shuts down within the
-// configured grace. ready, when set, is called once the listeners are open.
-func serve(cfg *configs.Config, log *slog.Logger, ready func()) int {
-	p, err := proxy.New(cfg, log, proxy.WithVersion(version))
+// configured grace; SIGHUP reloads the config with load. ready, when set,
+// is called once the listeners are open.
+func serve(cfg *configs.Config, log *slog.Logger, load func() (*configs.Config, error), ready func()) int {
+	p, err := proxy.New(cfg, log, proxy.WithVersion(version), proxy.WithReloader(load))
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
@@ -137,11 +142,20 @@ func serve(cfg *configs.Config, log *slog.Logger, ready func()) int {
 		ready()
 	}
 	log.Info("serving", "listen", cfg.Listen, "admin", cfg.Admin.Listen, "upstream", cfg.Upstream.URL, "routes", len(cfg.Routes))
-	select {
-	case err := <-served:
-		log.Error("serve", "err", err)
-		return 1
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case err := <-served:
+			log.Error("serve", "err", err)
+			return 1
+		case <-hup:
+			_ = p.Reload() // logged by Reload either way
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	log.Info("shutting down", "grace", cfg.Server.ShutdownGrace.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)

@@ -357,3 +357,53 @@ routes:
 	t.Logf("%d writes: %d answered 2xx (%d orders, %d sets; %d of them after SIGTERM), %d refused after SIGTERM; all acknowledged writes are in their sinks",
 		n, answered.Load(), len(okOrders), len(okSets), answered.Load()-atSignal, refused.Load())
 }
+
+// TestSIGHUPReloads: SIGHUP reads the config file again, and the built
+// binary serves its new routes without a restart.
+func TestSIGHUPReloads(t *testing.T) {
+	bin := buildSheepdog(t)
+	_, originAddr := startApp(t)
+	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
+	write := func(action string) {
+		os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+listen: %s
+admin: {listen: %s}
+upstream: {url: "http://%s"}
+routes:
+  - {name: products, match: {method: GET, path: /api/vultr/postgres/products}, %s}
+`, listen, admin, originAddr, action)), 0o644)
+	}
+	write("pass: {}")
+	cmd, logs := runSheepdog(t, bin, cfgPath, listen)
+	c := &fasthttp.HostClient{Addr: listen, ReadTimeout: 5 * time.Second}
+	xcache := func() string {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://" + listen + "/api/vultr/postgres/products?limit=2")
+		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("products: %v %d", err, resp.StatusCode())
+		}
+		return string(resp.Header.Peek("X-Cache"))
+	}
+	if x := xcache() + xcache(); x != "" {
+		t.Fatalf("a pass route answered X-Cache %q", x)
+	}
+	write("cache: {ttl: 60s}")
+	cmd.Process.Signal(syscall.SIGHUP)
+	reloaded := false
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && !reloaded; time.Sleep(20 * time.Millisecond) {
+		reloaded = xcache() == "HIT"
+	}
+	if !reloaded {
+		t.Errorf("no HIT within 5 s of SIGHUP:\n%s", logs)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, logs)
+	}
+	if !strings.Contains(logs.String(), `"msg":"reloaded"`) {
+		t.Errorf("the reload was not logged:\n%s", logs)
+	}
+}

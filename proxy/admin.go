@@ -54,6 +54,9 @@ type Dependency struct {
 type Health struct {
 	Status       string                `json:"status"`
 	Dependencies map[string]Dependency `json:"dependencies"`
+	// Config is the running config's file and load time, and the last
+	// reload that failed (the running config stayed).
+	Config *ConfigState `json:"config,omitempty"`
 }
 
 func (p *Proxy) serveHealth(ctx *fasthttp.RequestCtx) {
@@ -86,6 +89,10 @@ func (p *Proxy) serveHealth(ctx *fasthttp.RequestCtx) {
 		if pg.State != stateOK && h.Status == stateOK {
 			h.Status = stateDegraded
 		}
+	}
+	if p.status != nil {
+		c := p.status.state()
+		h.Config = &c
 	}
 	status := fasthttp.StatusOK
 	if h.Status == stateDown {

@@ -34,7 +34,9 @@ type metrics struct {
 
 const metricsNamespace = "sheepdog"
 
-func newMetrics(p *Proxy, version string) *metrics {
+// newMetrics builds the registry of p; prev, the metrics of the generation
+// p replaces, lends its histograms and counters so they go on counting.
+func newMetrics(p *Proxy, version string, prev *metrics) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -62,6 +64,9 @@ func newMetrics(p *Proxy, version string) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}),
 		upstreamBy: make(map[*route]prometheus.Observer, len(p.router.routes)),
+	}
+	if prev != nil {
+		m.upstream, m.batchItems, m.batchWait, m.sinkErrors, m.invLag = prev.upstream, prev.batchItems, prev.batchWait, prev.sinkErrors, prev.invLag
 	}
 	for _, rt := range p.router.routes {
 		m.upstreamBy[rt] = m.upstream.WithLabelValues(rt.name)
@@ -180,9 +185,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, rt := range p.router.routes {
-		requests(rt.name, &rt.stats)
+		requests(rt.name, rt.stats)
 		if rt.cache != nil {
-			s := &rt.stats
+			s := rt.stats
 			for _, o := range []struct {
 				status string
 				n      uint64
@@ -200,7 +205,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descRefused, uint64(s.Refused), rt.name)
 		}
 	}
-	requests("", &p.unrouted)
+	requests("", p.unrouted)
 
 	cs := p.cache.Stats()
 	counter(descL1Hits, cs.L1.Hits)

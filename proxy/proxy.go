@@ -35,7 +35,7 @@ type Proxy struct {
 	upstream *upstream.Client
 	health   *throttledProbe
 	maxBody  int
-	unrouted routeStats // requests no route took
+	unrouted *routeStats // requests no route took
 	started  time.Time
 
 	cache      *cachelayer.Cache
@@ -51,7 +51,7 @@ type Proxy struct {
 	pgPool        *pgxpool.Pool
 	pgHealth      *throttledProbe // set when a postgres sink is
 	board         *healthBoard    // /health's memory beyond the upstream probe
-	errors        errorRing       // the last errors answered, for /stats
+	errors        *errorRing      // the last errors answered, for /stats
 
 	// Traces: tracer is nil when they are off. ownTracer is the
 	// provider New built from telemetry.traces, shut down by Shutdown.
@@ -73,6 +73,15 @@ type Proxy struct {
 	listenersMu sync.Mutex
 	listeners   []net.Listener
 	stopping    bool
+
+	// Reloads (reload.go). The Proxy New returns serves its first config
+	// itself; a reload puts the next generation in live.
+	generation
+	loader   func() (*configs.Config, error) // nil: reloads refused
+	live     atomic.Pointer[Proxy]
+	reloadMu sync.Mutex     // one reload at a time, none once Shutdown begins
+	status   *reloadStatus  // shared by the generations, for /health
+	retiring sync.WaitGroup // generations finishing their requests
 }
 
 // Option changes how New builds a Proxy.
@@ -85,61 +94,12 @@ func WithVersion(v string) Option {
 
 // New builds a Proxy from a loaded config. It opens no listener.
 func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	rt, err := newRouter(cfg.Routes)
+	p, err := newGeneration(cfg, log, nil, opts...)
 	if err != nil {
 		return nil, err
 	}
-	up, err := upstream.New(cfg.Upstream)
-	if err != nil {
-		return nil, err
-	}
-	cache, err := cachelayer.New(cfg.Cache, log)
-	if err != nil {
-		return nil, err
-	}
-	p := &Proxy{
-		cache:    cache,
-		cfg:      cfg,
-		log:      log,
-		router:   rt,
-		upstream: up,
-		health:   &throttledProbe{every: time.Second, probe: probeUpstream(up)},
-		maxBody:  int(cfg.Server.MaxBodySize),
-		started:  time.Now(),
-		version:  "dev",
-	}
-	p.flight.Timeout = cfg.Upstream.Timeout
-	p.setUpstreamAddr()
-	for _, o := range opts {
-		o(p)
-	}
-	if p.tracer == nil {
-		tp, err := newTracerProvider(context.Background(), cfg.Telemetry)
-		if err != nil {
-			cache.Close()
-			return nil, err
-		}
-		if tp != nil {
-			p.ownTracer = tp
-			p.setTracer(tp)
-		}
-	}
-	p.metrics = newMetrics(p, p.version)
-	if err := p.buildBatches(); err != nil {
-		cache.Close()
-		if p.ownTracer != nil {
-			_ = p.ownTracer.Shutdown(context.Background()) // nothing was traced yet
-		}
-		return nil, err
-	}
-	if p.pgPool != nil {
-		p.pgHealth = &throttledProbe{every: time.Second, probe: probePostgres(p.pgPool)}
-	}
-	p.board = p.newHealthBoard()
-	errLog := fasthttpLogger{log}
+	p.status = &reloadStatus{loaded: time.Now().UTC(), file: cfg.Source}
+	errLog := fasthttpLogger{p.log}
 	p.server = &fasthttp.Server{
 		Handler:      p.Handler,
 		ErrorHandler: p.serverError,
@@ -166,7 +126,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 		Logger:                errLog,
 	}
 	p.admin = &fasthttp.Server{
-		Handler:               p.adminHandler,
+		Handler:               p.adminRoot,
 		NoDefaultServerHeader: true,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,
@@ -178,15 +138,96 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 	return p, nil
 }
 
+// newGeneration builds what serves one config: routes, upstream client,
+// cache, batch routes and their stores. prev, when set, is the generation
+// it replaces: the counters, the tracer and (if the cache block is the
+// same) the cache carry over from it.
+func newGeneration(cfg *configs.Config, log *slog.Logger, prev *Proxy, opts ...Option) (*Proxy, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rt, err := newRouter(cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	up, err := upstream.New(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		log:      log,
+		router:   rt,
+		upstream: up,
+		health:   &throttledProbe{every: time.Second, probe: probeUpstream(up)},
+		maxBody:  int(cfg.Server.MaxBodySize),
+		started:  time.Now(),
+		unrouted: new(routeStats),
+		errors:   new(errorRing),
+		version:  "dev",
+	}
+	p.flight.Timeout = cfg.Upstream.Timeout
+	p.setUpstreamAddr()
+	if prev != nil {
+		p.inherit(prev)
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.cache == nil {
+		if p.cache, err = cachelayer.New(cfg.Cache, log); err != nil {
+			return nil, err
+		}
+		p.ownsCache = true
+	}
+	// closeOwn undoes what this generation built if a later step fails.
+	closeOwn := func() {
+		if p.ownsCache {
+			p.cache.Close()
+		}
+		if p.ownTracer != nil {
+			_ = p.ownTracer.Shutdown(context.Background()) // nothing was traced yet
+		}
+	}
+	if p.tracer == nil {
+		tp, err := newTracerProvider(context.Background(), cfg.Telemetry)
+		if err != nil {
+			closeOwn()
+			return nil, err
+		}
+		if tp != nil {
+			p.ownTracer = tp
+			p.setTracer(tp)
+		}
+	}
+	var prevMetrics *metrics
+	if prev != nil {
+		prevMetrics = prev.metrics
+	}
+	p.metrics = newMetrics(p, p.version, prevMetrics)
+	if err := p.buildBatches(); err != nil {
+		closeOwn()
+		return nil, err
+	}
+	if p.pgPool != nil {
+		p.pgHealth = &throttledProbe{every: time.Second, probe: probePostgres(p.pgPool)}
+	}
+	p.board = p.newHealthBoard()
+	return p, nil
+}
+
 // Handler serves one client request. It is exported for benchmarks and
 // for embedding Sheepdog in another fasthttp server.
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
-	if p.tracer != nil {
-		p.traced(ctx)
+	conn := ctx.ConnID()
+	g := p.enter(conn)
+	if g.tracer != nil {
+		g.traced(ctx)
 	} else {
-		p.handle(ctx)
+		g.handle(ctx)
 	}
-	p.noteError(ctx)
+	g.noteError(ctx)
+	g.exit(conn)
 }
 
 // handle serves a request and returns its route, nil if none matched.
@@ -217,7 +258,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) *route {
 func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
 	status, code, msg := serverErrorStatus(err)
 	writeError(ctx, status, code, msg)
-	p.noteError(ctx)
+	p.noteError(ctx) // errors and unrouted are every generation's
 	p.unrouted.record(status)
 }
 
@@ -254,6 +295,9 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 // at once; busy ones after their answer. Then every batch route's queue is
 // flushed, so nothing a caller was told is written goes unwritten.
 func (p *Proxy) Shutdown(ctx context.Context) error {
+	// No reload starts from now on; one under way finishes first.
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	// The listeners close first: a Serve that has not yet taken one finds
 	// it closed and returns, rather than accept after fasthttp's shutdown
 	// has looked and found nothing to wait for. fasthttp then reports
@@ -267,15 +311,14 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := errors.Join(closedIsDone(p.server.ShutdownWithContext(ctx)), closedIsDone(p.admin.ShutdownWithContext(ctx)))
 	// Callers still waiting (if the server's wait ran out) are answered
 	// by these flushes, or ErrClosed once ctx ends.
-	err = errors.Join(err, p.closeBatches(ctx))
+	err = errors.Join(err, p.current().release(ctx))
 	done := make(chan struct{})
-	go func() { p.background.Wait(); close(done) }()
+	go func() { p.retiring.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		err = errors.Join(err, ctx.Err())
 	}
-	p.cache.Close()
 	if p.ownTracer != nil {
 		// Sends the spans still buffered, within what is left of ctx.
 		err = errors.Join(err, p.ownTracer.Shutdown(ctx))

@@ -20,7 +20,7 @@ type route struct {
 	method []byte // empty: any method
 	prefix []byte // set for path_prefix routes
 	segs   []segment
-	stats  routeStats
+	stats  *routeStats // shared with the route of the same name across reloads
 
 	cache       *cacheRule         // set on cache routes
 	invalidates []configs.Template // tags dropped after a successful write
@@ -64,7 +64,7 @@ func newRouter(cfgs []configs.Route) (*router, error) {
 	r := &router{routes: make([]*route, 0, len(cfgs))}
 	for i := range cfgs {
 		c := &cfgs[i]
-		rt := &route{cfg: c, name: c.Name, method: []byte(c.Match.Method)}
+		rt := &route{cfg: c, name: c.Name, method: []byte(c.Match.Method), stats: new(routeStats)}
 		if c.Match.PathPrefix != "" {
 			rt.prefix = []byte(c.Match.PathPrefix)
 		} else {

@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/configs"
+)
+
+// reloadRig is a Sheepdog serving the config file it reloads, over a raw
+// origin whose /slow answers take 400 ms.
+type reloadRig struct {
+	path          string
+	origin        string
+	client, admin *fasthttp.HostClient
+	p             *Proxy
+}
+
+const reloadToken = "reload-token"
+
+func newReloadRig(t *testing.T, routes string) *reloadRig {
+	t.Helper()
+	origin, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		if string(req.URI().Path()) == "/slow" {
+			time.Sleep(400 * time.Millisecond)
+		}
+		body := string(req.URI().Path())
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	r := &reloadRig{path: filepath.Join(t.TempDir(), "reload.yaml"), origin: origin}
+	r.write(t, routes)
+	cfg, err := configs.Load(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, addr, admin := startProxy(t, cfg, WithReloader(func() (*configs.Config, error) { return configs.Load(r.path) }))
+	r.p, r.client, r.admin = p, rawClient(addr), rawClient(admin)
+	r.client.MaxConns = 64
+	return r
+}
+
+// write puts a config with routes in the file; top, if given, replaces
+// the settings above the routes.
+func (r *reloadRig) write(t *testing.T, routes string, top ...string) {
+	t.Helper()
+	head := fmt.Sprintf("upstream: {url: \"http://%s\", timeout: 2s}\nadmin: {token: %s}\n", r.origin, reloadToken)
+	if len(top) > 0 {
+		head = top[0]
+	}
+	if err := os.WriteFile(r.path, []byte(head+"routes:\n"+routes), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reload posts /reload with the token; it returns the status and body.
+func (r *reloadRig) reload(t *testing.T, headers ...string) (int, string) {
+	t.Helper()
+	if headers == nil {
+		headers = []string{"Authorization", "Bearer " + reloadToken}
+	}
+	resp := get(t, r.admin, "POST", "/reload", headers...)
+	defer fasthttp.ReleaseResponse(resp)
+	return resp.StatusCode(), string(resp.Body())
+}
+
+func (r *reloadRig) health(t *testing.T) Health {
+	t.Helper()
+	resp := get(t, r.admin, "GET", "/health")
+	defer fasthttp.ReleaseResponse(resp)
+	var h Health
+	if err := json.Unmarshal(resp.Body(), &h); err != nil || h.Config == nil {
+		t.Fatalf("/health: %v %s", err, resp.Body())
+	}
+	return h
+}
+
+// xcache gets uri and returns its status and X-Cache.
+func (r *reloadRig) xcache(t *testing.T, uri string) (int, string) {
+	t.Helper()
+	resp := get(t, r.client, "GET", uri)
+	defer fasthttp.ReleaseResponse(resp)
+	return resp.StatusCode(), string(resp.Header.Peek("X-Cache"))
+}
+
+const reloadRoutesV1 = `
+  - {name: a, match: {method: GET, path: /a}, cache: {ttl: 60s}}
+  - {name: b, match: {method: GET, path: /b}, pass: {}}
+  - {name: slow, match: {method: GET, path: /slow}, pass: {}}
+`
+
+// TestReload: a reload serves the new routes from the next request on,
+// keeps the cache when its block is unchanged and the counters of routes
+// that keep their name, and lets a request under way finish on the old
+// config.
+func TestReload(t *testing.T) {
+	r := newReloadRig(t, reloadRoutesV1)
+	r.xcache(t, "/a")
+	if _, x := r.xcache(t, "/a"); x != "HIT" {
+		t.Fatalf("/a before the reload: X-Cache %q", x)
+	}
+	if _, x := r.xcache(t, "/b"); x != "" {
+		t.Fatalf("/b passes before the reload, yet X-Cache %q", x)
+	}
+	slow := make(chan int, 1)
+	go func() { status, _ := r.xcache(t, "/slow"); slow <- status }()
+	time.Sleep(100 * time.Millisecond) // /slow is at the origin
+
+	r.write(t, strings.Replace(reloadRoutesV1, "/b}, pass: {}", "/b}, cache: {ttl: 60s}", 1))
+	status, body := r.reload(t)
+	var ans ReloadAnswer
+	if err := json.Unmarshal([]byte(body), &ans); status != 200 || err != nil || !ans.CacheKept || ans.Routes != 3 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if _, x := r.xcache(t, "/a"); x != "HIT" {
+		t.Errorf("/a after the reload: X-Cache %q, want HIT (the cache is kept)", x)
+	}
+	r.xcache(t, "/b")
+	if _, x := r.xcache(t, "/b"); x != "HIT" {
+		t.Errorf("/b after the reload made it a cache route: X-Cache %q", x)
+	}
+	if got := <-slow; got != 200 {
+		t.Errorf("the request under way at the reload got %d", got)
+	}
+	resp := get(t, r.admin, "GET", "/stats")
+	var s Stats
+	err := json.Unmarshal(resp.Body(), &s)
+	fasthttp.ReleaseResponse(resp)
+	if err != nil || len(s.Routes) != 3 || s.Routes[0].Name != "a" || s.Routes[0].Requests != 3 {
+		t.Errorf("/stats after the reload: %v %+v; want route a's 3 requests counted across it", err, s.Routes)
+	}
+	if h := r.health(t); h.Config.Reloads != 1 || h.Config.Error != "" {
+		t.Errorf("/health config: %+v", h.Config)
+	}
+}
+
+// TestReloadRefused: a config that does not load, or that changes what
+// takes a restart, leaves the running config serving; the error names
+// the file and line, and /health shows it until a reload takes.
+func TestReloadRefused(t *testing.T) {
+	r := newReloadRig(t, reloadRoutesV1)
+	if status, _ := r.reload(t, "X-None", "x"); status != fasthttp.StatusUnauthorized {
+		t.Errorf("reload without the token: %d", status)
+	}
+	if resp := get(t, r.admin, "GET", "/reload", "Authorization", "Bearer "+reloadToken); resp.StatusCode() != fasthttp.StatusMethodNotAllowed {
+		t.Errorf("GET /reload: %d", resp.StatusCode())
+	}
+	r.write(t, reloadRoutesV1+"  - {name: c, match: {method: GET, path: /c}, cache: {ttl: 60s, colour: red}}\n")
+	status, body := r.reload(t)
+	wantAt := filepath.Base(r.path) + ":8" // route c's line
+	if status != fasthttp.StatusUnprocessableEntity || !strings.Contains(body, wantAt) || !strings.Contains(body, "colour") {
+		t.Errorf("bad config: %d %s; want 422 naming %s", status, body, wantAt)
+	}
+	if h := r.health(t); !strings.Contains(h.Config.Error, wantAt) || h.Config.ErrorAt.IsZero() || h.Config.Reloads != 0 {
+		t.Errorf("/health after a failed reload: %+v", h.Config)
+	}
+	r.xcache(t, "/a")
+	if _, x := r.xcache(t, "/a"); x != "HIT" {
+		t.Errorf("the running config stopped serving: /a X-Cache %q", x)
+	}
+
+	r.write(t, reloadRoutesV1, fmt.Sprintf("listen: 127.0.0.1:1\nupstream: {url: \"http://%s\"}\nadmin: {token: %s}\n", r.origin, reloadToken))
+	if status, body := r.reload(t); status != fasthttp.StatusUnprocessableEntity || !strings.Contains(body, "listen changed") {
+		t.Errorf("listen changed: %d %s", status, body)
+	}
+
+	r.write(t, reloadRoutesV1)
+	if status, body := r.reload(t); status != 200 {
+		t.Fatalf("good config again: %d %s", status, body)
+	}
+	if h := r.health(t); h.Config.Error != "" || h.Config.Reloads != 1 {
+		t.Errorf("/health after a reload that took: %+v", h.Config)
+	}
+}
+
+// TestReloadUnderLoad: reloads while clients keep asking: every request
+// is answered 200, by one config or the next. Run with -race.
+func TestReloadUnderLoad(t *testing.T) {
+	r := newReloadRig(t, reloadRoutesV1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := map[int]int{}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, uri := range []string{"/a", "/b"} {
+					if status, _ := r.xcache(t, uri); status != 200 {
+						mu.Lock()
+						bad[status]++
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		routes := reloadRoutesV1
+		if i%2 == 0 {
+			routes = strings.Replace(routes, "/b}, pass: {}", "/b}, cache: {ttl: 60s}", 1)
+		}
+		r.write(t, routes)
+		if status, body := r.reload(t); status != 200 {
+			t.Fatalf("reload %d: %d %s", i, status, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("answers other than 200 across 20 reloads: %v", bad)
+	}
+}
