@@ -36,19 +36,26 @@ type breaker struct {
 // allow reports whether a call may go to the network. When the cooldown
 // has passed it lets exactly one call through as a probe.
 func (b *breaker) allow() bool {
+	ok, _ := b.allowProbe()
+	return ok
+}
+
+// allowProbe is allow that also tells whether the call is the probe,
+// whose outcome must be recorded for the breaker to leave half-open.
+func (b *breaker) allowProbe() (ok, probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case breakerClosed:
-		return true
+		return true, false
 	case breakerOpen:
 		if b.now().Before(b.openUntil) {
-			return false
+			return false, false
 		}
 		b.state = breakerHalfOpen
-		return true
+		return true, true
 	default: // a probe is already out
-		return false
+		return false, false
 	}
 }
 

@@ -38,6 +38,11 @@ type Cache struct {
 	subMu   sync.Mutex // protects sub
 	sub     interface{ Close() error }
 	serving atomic.Bool // New has returned: the Cache may hold entries
+	// regained is when the subscription last came back (Unix ns). A fetch
+	// that started before it may carry data an invalidation missed while
+	// the link was down, which the local versions never heard of: its
+	// entry goes to L2 (checked there against L2's versions), not to L1.
+	regained atomic.Int64
 
 	lagObserver atomic.Pointer[func(time.Duration)] // see OnInvalidationLag
 
@@ -216,7 +221,7 @@ func (c *Cache) Store(k Key, e *Entry) {
 		c.stats.refused.Add(1)
 		return
 	}
-	if c.l1.Set(k, e) {
+	if e.Stored >= c.regained.Load() && c.l1.Set(k, e) {
 		c.l1.Wait()
 	}
 	if c.l2 != nil {

@@ -187,7 +187,8 @@ func (l *L2) observe(start time.Time, err error) {
 // bumped; on an error, versions comes back as given. The entry is nil on
 // a miss, including a value that does not decode (counted as Corrupt).
 func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (*Entry, []uint64, error) {
-	if !l.breaker.allow() {
+	allowed, probe := l.breaker.allowProbe()
+	if !allowed {
 		l.stats.skipped.Add(1)
 		return nil, versions, fmt.Errorf("l2 get: %w", ErrL2Unavailable)
 	}
@@ -196,8 +197,16 @@ func (l *L2) Get(ctx context.Context, k Key, tags []string, versions []uint64) (
 		if errors.Is(err, errLookupQueueFull) {
 			l.stats.skipped.Add(1)
 			l.breaker.release() // never sent: no outcome to record
-		} // a timed-out wait is counted by its round trip
+		} else if probe {
+			l.breaker.record(false)
+		} // else a timed-out wait is counted by its round trip
 		return nil, versions, fmt.Errorf("l2 get: %w", err)
+	}
+	if probe {
+		// The probe may have joined a lookup whose outcome was counted
+		// before the cooldown ended, which left half-open untouched: it
+		// counts its answer itself. Counting one twice changes nothing.
+		l.breaker.record(p.err == nil)
 	}
 	if p.err != nil { // counted once per round trip, by sendLookups
 		return nil, versions, fmt.Errorf("l2 get: %w", p.err)

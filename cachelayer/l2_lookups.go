@@ -82,7 +82,9 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 	} else {
 		err = l.lookupAll(ctx, batch)
 	}
-	l.observe(start, err)
+	// The batch leaves asking before its outcome counts for the breaker:
+	// a half-open probe that joined it must be counted with it, so it
+	// may not join once the outcome was taken while the breaker was open.
 	l.askingMu.Lock()
 	for _, p := range batch {
 		if l.asking[p.entryKey] == p {
@@ -90,6 +92,7 @@ func (l *L2) sendLookups(batch []*pendingLookup) {
 		}
 	}
 	l.askingMu.Unlock()
+	l.observe(start, err)
 	for _, p := range batch {
 		close(p.done)
 	}

@@ -155,6 +155,7 @@ func (c *Cache) subscribed(ctx context.Context, ready chan struct{}) error {
 		close(ready)
 	}
 	if c.serving.Load() {
+		c.regained.Store(now)
 		c.flushL1()
 		c.log.Info("l2 invalidation subscription back; L1 cleared")
 	}
