@@ -10,7 +10,7 @@ import (
 // codecVersion is the first byte of every encoded entry. A reader that
 // meets another version treats the value as a miss, so a rolling upgrade
 // that changes the layout costs misses, not wrong answers.
-const codecVersion = 1
+const codecVersion = 2
 
 // The flag bits of an encoded entry.
 const flagVariant = 1 << 0
@@ -25,7 +25,7 @@ var ErrCorruptEntry = errors.New("corrupt cache entry")
 //
 // Layout: version, flags, status, stored, fresh-stored, swr-fresh,
 // sie-fresh, headers (count, then name and value), body, tags (count,
-// then name and version), path, vary (count, then names).
+// then name and version), path, vary (count, then names), upstream age.
 func (e *Entry) AppendEncode(dst []byte) []byte {
 	var flags byte
 	if e.Variant {
@@ -57,7 +57,7 @@ func (e *Entry) AppendEncode(dst []byte) []byte {
 	for _, name := range e.Vary {
 		dst = appendString(dst, name)
 	}
-	return dst
+	return binary.AppendUvarint(dst, uint64(e.UpstreamAge))
 }
 
 func appendBytes(dst, b []byte) []byte {
@@ -127,6 +127,11 @@ func decodeEntry(b []byte, copied bool) (*Entry, error) {
 		for i := range e.Vary {
 			e.Vary[i] = r.string()
 		}
+	}
+	if age := r.uvarint(); age > maxUpstreamAge {
+		r.fail("upstream age")
+	} else {
+		e.UpstreamAge = int64(age)
 	}
 	if r.err == nil && len(r.b) > 0 {
 		r.fail("trailing bytes")

@@ -26,6 +26,7 @@ func sampleEntry() *Entry {
 		Path:        "/api/vultr/postgres/products",
 		Vary:        []string{"accept-encoding"},
 		Variant:     true,
+		UpstreamAge: 50,
 	}
 }
 

@@ -40,6 +40,11 @@ type Entry struct {
 	Tags        []string
 	TagVersions []uint64
 
+	// UpstreamAge is the age, in seconds, the app's answer already had
+	// (its Age header): an answer's Age is that plus the time since
+	// Stored (RFC 9111 §4.2.3). At most maxUpstreamAge.
+	UpstreamAge int64
+
 	// Path is the request path, matched by prefix bans.
 	Path string
 	// Vary lists the upstream's Vary header names, lower-cased.
@@ -54,6 +59,10 @@ type Entry struct {
 	// and shared by every reader. It is not encoded.
 	rendered atomic.Value
 }
+
+// maxUpstreamAge bounds UpstreamAge: 2^31 seconds, the most a cache need
+// read of a delta-seconds value (RFC 9111 §1.2.2).
+const maxUpstreamAge = 1 << 31
 
 // Rendered returns what SetRendered kept with the entry, or nil.
 func (e *Entry) Rendered() any { return e.rendered.Load() }

@@ -249,7 +249,7 @@ func TestBatchBodilessValkeyWrites(t *testing.T) {
 	if ttl := r.redis.TTL(ctx, r.prefix+"session:s1").Val(); ttl <= 0 || ttl > 60*time.Second {
 		t.Errorf("the touched session's TTL is %v, want up to 60s", ttl)
 	}
-	resp := get(t, r.c, "DELETE", "/api/vultr/valkey/cache/gone", "body", "{oops")
+	resp := get(t, r.c, "DELETE", "/api/vultr/valkey/cache/gone", "Content-Type", "application/json", "body", "{oops")
 	if resp.StatusCode() != 400 {
 		t.Errorf("a body that is not JSON: %d %s, want 400", resp.StatusCode(), resp.Body())
 	}
@@ -369,6 +369,18 @@ func TestBatchCreateOrder(t *testing.T) {
 	}
 }
 
+// TestBatchBodyAppWouldNotRead: a body express.json() would not read (not
+// application/json) is the app's to answer, as it would: here, a memory
+// without text.
+func TestBatchBodyAppWouldNotRead(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	resp := get(t, r.c, "POST", "/api/raindrop/store-memory", "Content-Type", "text/plain", "body", `{"userId":"u","text":"t"}`)
+	defer fasthttp.ReleaseResponse(resp)
+	if resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "VALIDATION_ERROR") {
+		t.Errorf("store-memory sent as text/plain: %d %s, want the app's 400", resp.StatusCode(), resp.Body())
+	}
+}
+
 // TestBatchBadRequests: a request that cannot make an item is a 400
 // naming the problem, and nothing is queued.
 func TestBatchBadRequests(t *testing.T) {
@@ -392,7 +404,7 @@ func TestBatchBadRequests(t *testing.T) {
 		{"body not an object", "/api/vultr/postgres/orders", `[1,2]`, "object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := get(t, r.c, "POST", tc.path, "body", tc.body)
+			resp := get(t, r.c, "POST", tc.path, "Content-Type", "application/json", "body", tc.body)
 			defer fasthttp.ReleaseResponse(resp)
 			errorBody(t, resp, 400, codeBadRequest)
 			if !strings.Contains(string(resp.Body()), tc.inMessage) {

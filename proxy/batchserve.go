@@ -45,7 +45,9 @@ func successAnswer(ctx *fasthttp.RequestCtx) []byte {
 // succeeds, the route's invalidates tags are dropped before the answer,
 // as on pass routes.
 func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues, b *batchRoute) {
-	if b.passThrough.Load() {
+	if h := &ctx.Request.Header; b.passThrough.Load() || (h.ContentLength() != 0 && (!isJSONType(h.ContentType()) || encoded(h))) {
+		// Also a body express.json() would not read (see
+		// cacheRule.ambiguous): the app answers it as it would.
 		p.passRoute(ctx, rt, rv)
 		return
 	}

@@ -88,13 +88,11 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	// A shared cache never stores what credentials may have changed,
 	// unless the key holds them; nor answers a write from the cache: only
 	// GET and HEAD are read from it, or the one method a route names (a
-	// search sent as POST, keyed on its body); nor one whose keyed query
-	// the app may read as a list.
+	// search sent as POST, keyed on its body); nor one whose keyed values
+	// the app may read otherwise (see ambiguous).
 	if (len(h.PeekBytes(hdrAuthorization)) > 0 && !cr.keyedAuth) || (len(h.PeekBytes(hdrCookie)) > 0 && !cr.cookies) ||
-		!cacheableMethod(rt, ctx.Method()) || cr.ambiguousQuery(ctx.QueryArgs()) {
-		rt.stats.bypassed.Add(1)
-		p.pass(ctx, rt)
-		setCacheStatus(&ctx.Response.Header, outBypass, 0, 0)
+		!cacheableMethod(rt, ctx.Method()) || cr.ambiguous(ctx) {
+		p.bypass(ctx, rt)
 		return
 	}
 	if cr.needsBody {
@@ -106,6 +104,7 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		}
 		if err != nil {
 			fail(ctx, err)
+			setCacheStatus(&ctx.Response.Header, outBypass, 0, 0) // refused before the cache was asked
 			return
 		}
 	}
@@ -118,12 +117,19 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	if err := scratch.evalTags(cr, rv, key); err != nil {
 		cachelayer.ReleaseKeyBuilder(kb)
 		fail(ctx, err)
+		setCacheStatus(&ctx.Response.Header, outBypass, 0, 0)
 		return
 	}
 
 	e, tier := p.lookup(ctx, key, scratch)
 	entryKey := key
 	if e != nil && e.IsStub() {
+		if anyRepeated(h, e.Vary) {
+			// Node joins the lines; the variant would hold the first.
+			cachelayer.ReleaseKeyBuilder(kb)
+			p.bypass(ctx, rt)
+			return
+		}
 		scratch.key = key
 		entryKey = variantKey(kb, &scratch.key, e.Vary, h)
 		e, tier = p.lookup(ctx, entryKey, scratch)
@@ -156,7 +162,20 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 			stale = e // kept for stale-if-error
 		}
 	}
+	if repeated(h, "Origin") || repeated(h, "Accept-Encoding") {
+		// The flight key holds one value of each: waiters with one
+		// line could be handed an answer made for two.
+		p.bypass(ctx, rt)
+		return
+	}
 	p.miss(ctx, rt, key, scratch, stale, now)
+}
+
+// bypass sends a cache route's request upstream without the cache.
+func (p *Proxy) bypass(ctx *fasthttp.RequestCtx, rt *route) {
+	rt.stats.bypassed.Add(1)
+	p.pass(ctx, rt)
+	setCacheStatus(&ctx.Response.Header, outBypass, 0, 0)
 }
 
 // cacheableMethod reports whether a request with method may be answered
@@ -289,10 +308,24 @@ func flightKey(key cachelayer.Key, h *fasthttp.RequestHeader) string {
 	return string(b)
 }
 
+// refreshKey names the entry a refresh renews: the key, and for a variant
+// the request's values of the headers it varies on. Other headers do not
+// matter, so clients that differ only in them share one refresh.
+func refreshKey(key cachelayer.Key, old *cachelayer.Entry, h *fasthttp.RequestHeader) string {
+	var buf [256]byte
+	b := append(append(buf[:0], "refresh"...), key[:]...)
+	if old.Variant {
+		for _, name := range old.Vary {
+			b = append(append(b, 0), h.Peek(name)...)
+		}
+	}
+	return string(b)
+}
+
 // refresh starts one background fetch for key unless one is under way. It
 // runs on its own context; Shutdown waits for it.
 func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, scratch *lookupScratch, old *cachelayer.Entry) {
-	fk := flightKey(key, &ctx.Request.Header)
+	fk := refreshKey(key, old, &ctx.Request.Header)
 	if _, busy := p.refreshing.LoadOrStore(fk, struct{}{}); busy {
 		return
 	}
@@ -337,7 +370,9 @@ func writeEntry(ctx *fasthttp.RequestCtx, e *cachelayer.Entry, now int64, o outc
 	setCacheStatus(&resp.Header, o, ttl, fwdStatus)
 	if o != outMiss && o != outMissStored && o != outCollapsed {
 		var buf [20]byte
-		resp.Header.SetBytesKV(hdrAge, strconv.AppendInt(buf[:0], max(0, (now-e.Stored)/int64(time.Second)), 10))
+		// The answer's whole age: what the app said it had, and the time
+		// since (RFC 9111 §4.2.3).
+		resp.Header.SetBytesKV(hdrAge, strconv.AppendInt(buf[:0], e.UpstreamAge+max(0, (now-e.Stored)/int64(time.Second)), 10))
 	}
 	if len(e.Body) > 0 {
 		resp.SetBodyRaw(e.Body)

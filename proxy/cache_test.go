@@ -68,12 +68,22 @@ func get(t testing.TB, c *fasthttp.HostClient, method, uri string, headers ...st
 	req.Header.SetMethod(method)
 	req.SetRequestURI(uri)
 	req.Header.SetHost("styleshepherd.test")
+	typed := false
 	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i] == "body" {
+		switch {
+		case headers[i] == "body":
 			req.SetBodyString(headers[i+1])
 			continue
+		case strings.EqualFold(headers[i], "Content-Type"):
+			typed = true
+			if headers[i+1] == "" {
+				continue // sent without one
+			}
 		}
 		req.Header.Add(headers[i], headers[i+1])
+	}
+	if len(req.Body()) > 0 && !typed {
+		req.Header.SetContentType("application/json") // as the app's front end sends its bodies
 	}
 	resp := fasthttp.AcquireResponse()
 	if err := c.Do(req, resp); err != nil {

@@ -25,16 +25,45 @@ type cacheRule struct {
 	needsBody     bool // a key field or tag reads the JSON body
 	keyedBody     bool // a key field reads it: the body goes upstream
 	keyedQuery    bool // a key field reads the query
+	keyedHeader   bool // a key field reads a request header
 }
 
-// ambiguousQuery reports whether a keyed query parameter comes more than
-// once, or in a bracket form (name[]=, name[k]=): Express reads those as an
-// array or an object where the key holds one value, so the app's answer
-// may not be the key's. Such requests bypass the cache.
-func (cr *cacheRule) ambiguousQuery(args *fasthttp.Args) bool {
-	if !cr.keyedQuery {
-		return false
+// expressParameterLimit is how many '&'-separated parts of a query
+// Express reads (qs's parameterLimit, node:querystring's maxKeys); it
+// drops the rest, so a keyed value past them never reaches the app.
+const expressParameterLimit = 1000
+
+// ambiguous reports whether the request's keyed values may not be what
+// the app reads, so that its answer may not be the key's; such requests
+// bypass the cache:
+//   - a keyed query parameter sent more than once or in a bracket form
+//     (name[]=, name[k]=), which Express reads as an array or an object;
+//   - a query of more parts than Express reads, when the key reads the
+//     query;
+//   - a keyed header sent on more than one line, which Node joins;
+//   - a body the key or a tag reads that express.json() would not read
+//     (not application/json, or content-encoded): the app sees no body.
+func (cr *cacheRule) ambiguous(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	if cr.needsBody && h.ContentLength() != 0 && (!isJSONType(h.ContentType()) || encoded(h)) {
+		return true
 	}
+	if cr.keyedQuery && (bytes.Count(ctx.URI().QueryString(), []byte("&")) >= expressParameterLimit || cr.ambiguousArgs(ctx.QueryArgs())) {
+		return true
+	}
+	if cr.keyedHeader {
+		for i := range cr.fields {
+			if f := &cr.fields[i]; f.src == configs.SourceHeader && repeated(h, f.name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ambiguousArgs reports whether a keyed query parameter comes more than
+// once, or in a bracket form.
+func (cr *cacheRule) ambiguousArgs(args *fasthttp.Args) bool {
 	for i := range cr.fields {
 		f := &cr.fields[i]
 		if f.src != configs.SourceQuery {
@@ -54,6 +83,36 @@ func (cr *cacheRule) ambiguousQuery(args *fasthttp.Args) bool {
 		}
 	}
 	return false
+}
+
+// repeated reports whether the request carries header name on more than
+// one line.
+func repeated(h *fasthttp.RequestHeader, name string) bool {
+	return len(h.PeekAll(name)) > 1
+}
+
+// anyRepeated is repeated for any of names.
+func anyRepeated(h *fasthttp.RequestHeader, names []string) bool {
+	for _, name := range names {
+		if repeated(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// isJSONType reports whether a Content-Type is application/json, the one
+// type express.json() reads by default; parameters do not matter.
+func isJSONType(ct []byte) bool {
+	media, _, _ := bytes.Cut(ct, []byte(";"))
+	return bytes.EqualFold(bytes.TrimSpace(media), []byte("application/json"))
+}
+
+// encoded reports whether the request body has a Content-Encoding other
+// than identity: body-parser inflates it, Sheepdog would read the bytes.
+func encoded(h *fasthttp.RequestHeader) bool {
+	ce := bytes.TrimSpace(h.PeekBytes(hdrContentEncoding))
+	return len(ce) > 0 && !bytes.EqualFold(ce, []byte("identity"))
 }
 
 // keyField is one allowlisted request value. label and absent are the
@@ -94,6 +153,9 @@ func compileCache(c *configs.CacheRule) (*cacheRule, error) {
 				cr.needsBody, cr.keyedBody = true, true
 			case src == configs.SourceQuery:
 				cr.keyedQuery = true
+			}
+			if src == configs.SourceHeader {
+				cr.keyedHeader = true
 			}
 		}
 		return nil

@@ -36,11 +36,12 @@ var unkeyed = [][]byte{
 }
 
 var (
-	hdrAcceptEncoding = []byte("Accept-Encoding")
-	hdrAuthorization  = []byte("Authorization")
-	hdrCookie         = []byte("Cookie")
-	hdrOrigin         = []byte("Origin")
-	gzipToken         = []byte("gzip")
+	hdrAcceptEncoding  = []byte("Accept-Encoding")
+	hdrAuthorization   = []byte("Authorization")
+	hdrCookie          = []byte("Cookie")
+	hdrOrigin          = []byte("Origin")
+	hdrContentEncoding = []byte("Content-Encoding")
+	gzipToken          = []byte("gzip")
 )
 
 // normaliseAcceptEncoding reduces the client's Accept-Encoding to what the
@@ -182,7 +183,7 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	now := start.UnixNano()
 	e := &cachelayer.Entry{Status: resp.StatusCode(), Stored: now, Path: path}
 	e.Header = keptHeaders(&resp.Header)
-	cc := parseCacheControl(resp.Header.Peek("Cache-Control"))
+	cc := parseCacheControl(resp.Header.PeekAll("Cache-Control")) // before the next PeekAll reuses its slice
 	age := upstreamAge(resp.Header.Peek("Age"))
 	varyAll, vary := parseVary(resp.Header.PeekAll("Vary"))
 	hasCookie := len(resp.Header.PeekAll("Set-Cookie")) > 0
@@ -194,6 +195,7 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 		return &fetched{err: err} // cut short: an upstream failure, never an answer
 	}
 	e.Body = body
+	e.UpstreamAge = int64(age / time.Second)
 
 	// fasthttp reads any three-digit status; the list covers 0..599.
 	listed := e.Status < len(cr.statuses) && cr.statuses[e.Status]
@@ -213,6 +215,9 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	e.SWRUntil = e.FreshUntil + int64(cr.swr)
 	e.SIEUntil = e.FreshUntil + int64(cr.sie)
 	e.Tags, e.TagVersions = tags, versions
+	if len(vary) > 0 && anyRepeated(&req.Header, vary) {
+		return f // the app read the lines joined; a variant holds one value
+	}
 	if len(vary) > 0 {
 		// The primary key holds a stub naming the Vary headers; the
 		// answer lives under the variant key of this request's values.

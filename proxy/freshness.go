@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -14,38 +15,45 @@ type cacheControl struct {
 	maxAge, sMaxAge           time.Duration // -1 when absent
 }
 
-func parseCacheControl(v []byte) cacheControl {
+func parseCacheControl(lines [][]byte) cacheControl {
 	cc := cacheControl{maxAge: -1, sMaxAge: -1}
-	for len(v) > 0 {
-		var d []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			d, v = v[:i], v[i+1:]
-		} else {
-			d, v = v, nil
-		}
-		d = bytes.TrimSpace(d)
-		name, arg, _ := bytes.Cut(d, []byte("="))
-		switch string(bytes.ToLower(bytes.TrimSpace(name))) {
-		case "no-store":
-			cc.noStore = true
-		case "private":
-			cc.private = true
-		case "no-cache":
-			cc.noCache = true
-		case "max-age":
-			cc.maxAge = parseSeconds(arg)
-		case "s-maxage":
-			cc.sMaxAge = parseSeconds(arg)
+	// Several Cache-Control lines are one list (RFC 9110 §5.3).
+	for _, v := range lines {
+		for len(v) > 0 {
+			var d []byte
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				d, v = v[:i], v[i+1:]
+			} else {
+				d, v = v, nil
+			}
+			d = bytes.TrimSpace(d)
+			name, arg, _ := bytes.Cut(d, []byte("="))
+			switch string(bytes.ToLower(bytes.TrimSpace(name))) {
+			case "no-store":
+				cc.noStore = true
+			case "private":
+				cc.private = true
+			case "no-cache":
+				cc.noCache = true
+			case "max-age":
+				cc.maxAge = parseSeconds(arg)
+			case "s-maxage":
+				cc.sMaxAge = parseSeconds(arg)
+			}
 		}
 	}
 	return cc
 }
 
 // parseSeconds reads a delta-seconds argument; a malformed one counts as 0
-// (stale), as RFC 9111 §1.2.2 asks.
+// (stale), and one beyond 2^31 as 2^31, as RFC 9111 §1.2.2 asks.
 func parseSeconds(arg []byte) time.Duration {
+	const most = 1 << 31
 	n, err := strconv.ParseInt(string(bytes.Trim(bytes.TrimSpace(arg), `"`)), 10, 64)
-	if err != nil || n < 0 {
+	switch {
+	case errors.Is(err, strconv.ErrRange) && n > 0, err == nil && n > most:
+		n = most
+	case err != nil || n < 0:
 		return 0
 	}
 	return time.Duration(n) * time.Second
@@ -68,8 +76,11 @@ func (cc cacheControl) freshFor(ttl, age time.Duration) time.Duration {
 // held by caches before the app (RFC 9111 §5.1); 0 when absent or not
 // whole seconds.
 func upstreamAge(v []byte) time.Duration {
-	n, err := strconv.ParseUint(string(v), 10, 32)
-	if err != nil {
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange), err == nil && n > 1<<31:
+		n = 1 << 31 // RFC 9111 §1.2.2
+	case err != nil:
 		return 0
 	}
 	return time.Duration(n) * time.Second

@@ -13,15 +13,18 @@ import (
 
 // PurgeRequest is the body of POST /purge: exactly one of URL, Tag or
 // Prefix. URL names a cached answer as a client would ask for it (Method
-// defaults to GET; Body is the JSON body of a read sent as POST); every
-// variant of it goes. Tag drops every entry tagged so; Prefix every entry
-// whose path starts with it. All three reach every replica.
+// defaults to GET; Body is the JSON body of a read sent as POST; Headers
+// the request headers, cookies as a Cookie header, on a route whose key
+// reads them); every variant of it goes. Tag drops every entry tagged so;
+// Prefix every entry whose path starts with it. All three reach every
+// replica.
 type PurgeRequest struct {
-	URL    string          `json:"url,omitempty"`
-	Method string          `json:"method,omitempty"`
-	Body   json.RawMessage `json:"body,omitempty"`
-	Tag    string          `json:"tag,omitempty"`
-	Prefix string          `json:"prefix,omitempty"`
+	URL     string            `json:"url,omitempty"`
+	Method  string            `json:"method,omitempty"`
+	Body    json.RawMessage   `json:"body,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Tag     string            `json:"tag,omitempty"`
+	Prefix  string            `json:"prefix,omitempty"`
 }
 
 // authorised checks the admin token, sent as "Authorization: Bearer T".
@@ -101,10 +104,18 @@ func (p *Proxy) keyTag(pr PurgeRequest) (string, error) {
 	if len(pr.Body) > 0 {
 		ctx.Request.SetBody(pr.Body)
 	}
+	for name, v := range pr.Headers {
+		ctx.Request.Header.Set(name, v)
+	}
 	rv := requestValues{ctx: &ctx}
 	rt := p.router.match(ctx.Method(), ctx.Path(), &rv.params)
 	if rt == nil || rt.cache == nil {
 		return "", &badPurge{msg: "no cache route takes " + method + " " + pr.URL}
+	}
+	if pr.Headers == nil && (rt.cache.keyedHeader || rt.cache.cookies) {
+		// Without them the key is the one of a request that sent none,
+		// most likely not the entry meant: say so rather than purge it.
+		return "", &badPurge{msg: "route " + rt.name + " keys on request headers or cookies: name them in \"headers\" (an empty object for none), or purge by tag or prefix"}
 	}
 	kb := cachelayer.AcquireKeyBuilder()
 	defer cachelayer.ReleaseKeyBuilder(kb)

@@ -13,7 +13,7 @@ func TestRecentErrorsPerProxy(t *testing.T) {
 	_, origin := startOrigin(t)
 	_, addrA, adminA := startProxy(t, cacheConfig(t, origin, ""))
 	_, _, adminB := startProxy(t, cacheConfig(t, origin, ""))
-	resp := get(t, rawClient(addrA), "POST", "/api/raindrop/search-memory", "body", "not JSON")
+	resp := get(t, rawClient(addrA), "POST", "/api/raindrop/search-memory", "Content-Type", "application/json", "body", "not JSON")
 	if resp.StatusCode() != 400 {
 		t.Fatalf("a body the key cannot read: %d, want 400", resp.StatusCode())
 	}

@@ -1,0 +1,271 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/configs"
+)
+
+// safetyConfig: one cache route keyed on a header and one on the body,
+// in front of upstream.
+func safetyConfig(t *testing.T, upstream string) *configs.Config {
+	t.Helper()
+	src := fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: tenant
+    match: {method: GET, path: /t}
+    cache: {ttl: 60s, stale_while_revalidate: 30s, key: {header: [X-Tenant], query: [v]}}
+  - name: search
+    match: {method: POST, path: /s}
+    cache: {ttl: 60s, key: {body: [userId=demo_user, q=, topK=20]}}
+`, upstream)
+	cfg, err := configs.Parse("safety.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A second Cache-Control line saying private must keep the answer out of
+// the shared cache (RFC 9110 §5.3: the lines are one list).
+func TestCacheControlLinesAreOneList(t *testing.T) {
+	addr, asked := startRawOrigin(t, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nCache-Control: private\r\n"+
+		"Content-Length: 7\r\n\r\nalice's", false)
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	for range 2 {
+		fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=cc", "X-Tenant", "a"))
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("a Cache-Control: private answer was stored and shared: app asked %d times for 2 requests", n)
+	}
+}
+
+// Two X-Tenant lines: the app (Node) reads "a, b"; the key holds only "a".
+func TestRepeatedKeyedHeaderBypasses(t *testing.T) {
+	addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		var vals []string
+		for _, v := range req.Header.PeekAll("X-Tenant") {
+			vals = append(vals, string(v))
+		}
+		body := strings.Join(vals, ", ") // what Node hands the app
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=dup", "X-Tenant", "a", "X-Tenant", "b")) // attacker
+	resp := get(t, c, "GET", "/t?v=dup", "X-Tenant", "a")                                    // victim
+	defer fasthttp.ReleaseResponse(resp)
+	if string(resp.Body()) != "a" {
+		t.Errorf("tenant a got %q (%s): the answer built for X-Tenant \"a, b\"", resp.Body(), resp.Header.Peek("X-Cache"))
+	}
+}
+
+// One stale key, answers without Vary: clients differing only in Origin
+// must start one background refresh between them, not one each.
+func TestOneRefreshWhateverTheOrigin(t *testing.T) {
+	addr, asked := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		time.Sleep(300 * time.Millisecond)
+		return "HTTP/1.1 200 OK\r\nCache-Control: max-age=1\r\nContent-Length: 2\r\n\r\n{}", false
+	})
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	c.MaxConns = 10
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=o", "X-Tenant", "a"))
+	time.Sleep(1100 * time.Millisecond) // stale, inside stale_while_revalidate
+	for i := range 5 {
+		resp := get(t, c, "GET", "/t?v=o", "X-Tenant", "a", "Origin", fmt.Sprintf("https://o%d.example", i))
+		if x := string(resp.Header.Peek("X-Cache")); x != "STALE" {
+			t.Fatalf("X-Cache %q", x)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if n := asked.Load() - 1; n != 1 {
+		t.Errorf("%d background refreshes of one key for 5 stale hits; want exactly 1", n)
+	}
+}
+
+// Every answer on a cache route carries Cache-Status and X-Cache.
+func TestCacheStatusOnBadBody(t *testing.T) {
+	addr, _ := startRawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false)
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	resp := get(t, c, "POST", "/s", "Content-Type", "application/json", "body", `{"q":`)
+	defer fasthttp.ReleaseResponse(resp)
+	if len(resp.Header.Peek("Cache-Status")) == 0 || len(resp.Header.Peek("X-Cache")) == 0 {
+		t.Errorf("%d answer on a cache route without Cache-Status/X-Cache:\n%s", resp.StatusCode(), resp.Header.Header())
+	}
+}
+
+// Age on a hit is the answer's whole age (RFC 9111 §4.2.3): the app's Age
+// plus Sheepdog's own holding, or a browser behind keeps it too long.
+func TestAgeOnHitCountsUpstreamAge(t *testing.T) {
+	addr, _ := startRawOrigin(t, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nAge: 50\r\nContent-Length: 2\r\n\r\n{}", false)
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=age", "X-Tenant", "a"))
+	resp := get(t, c, "GET", "/t?v=age", "X-Tenant", "a")
+	defer fasthttp.ReleaseResponse(resp)
+	if age, _ := strconv.Atoi(string(resp.Header.Peek("Age"))); age < 50 {
+		t.Errorf("hit with Cache-Control %q has Age %d; want at least 50", resp.Header.Peek("Cache-Control"), age)
+	}
+}
+
+// TestPurgeURLOfHeaderKeyedRoute: on a route keyed on a header, a purge
+// by URL names the header's value; one that names none is refused (it
+// would purge the entry of a request without the header, not the one
+// meant), never answered {"purged":true} for nothing.
+func TestPurgeURLOfHeaderKeyedRoute(t *testing.T) {
+	addr, asked := startRawOrigin(t, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\n{}", false)
+	cfg := safetyConfig(t, addr)
+	cfg.Admin.Token = "tok"
+	_, paddr, admin := startProxy(t, cfg)
+	c, ac := rawClient(paddr), rawClient(admin)
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=p", "X-Tenant", "acme"))
+	resp := get(t, ac, "POST", "/purge", "Authorization", "Bearer tok", "body", `{"url":"/t?v=p"}`)
+	if resp.StatusCode() != 400 || !strings.Contains(string(resp.Body()), "headers") {
+		t.Errorf("purge by URL without headers: %d %s, want 400 asking for them", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
+	resp = get(t, ac, "POST", "/purge", "Authorization", "Bearer tok", "body", `{"url":"/t?v=p","headers":{"X-Tenant":"acme"}}`)
+	if resp.StatusCode() != 200 {
+		t.Errorf("purge by URL and header: %d %s", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=p", "X-Tenant", "acme"))
+	if asked.Load() != 2 {
+		t.Errorf("purged, yet the entry is still served (app asked %d times)", asked.Load())
+	}
+}
+
+// Vary: Origin and two Origin lines: the variant is filed under the first
+// Origin, but the app (Node joins the lines) reflected both.
+func TestRepeatedVaryHeaderBypasses(t *testing.T) {
+	addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		var o []string
+		for _, v := range req.Header.PeekAll("Origin") {
+			o = append(o, string(v))
+		}
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nVary: Origin\r\nAccess-Control-Allow-Origin: %s\r\n"+
+			"Content-Length: 2\r\n\r\n{}", strings.Join(o, ", ")), false
+	})
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=vo", "X-Tenant", "a", "Origin", "https://app.example", "Origin", "https://evil.example"))
+	resp := get(t, c, "GET", "/t?v=vo", "X-Tenant", "a", "Origin", "https://app.example")
+	defer fasthttp.ReleaseResponse(resp)
+	if got := string(resp.Header.Peek("Access-Control-Allow-Origin")); got != "https://app.example" {
+		t.Errorf("browser at app.example got ACAO %q (%s)", got, resp.Header.Peek("X-Cache"))
+	}
+}
+
+// expressQuery reads a query as Express does: the first 1000 '&' parts.
+func expressQuery(raw []byte) map[string]string {
+	q := map[string]string{}
+	for i, part := range bytes.Split(raw, []byte("&")) {
+		if i == expressParameterLimit {
+			break
+		}
+		k, v, _ := bytes.Cut(part, []byte("="))
+		if len(k) > 0 {
+			q[string(k)] = string(v)
+		}
+	}
+	return q
+}
+
+// TestQueryPastExpressLimitBypasses: a keyed parameter after 1000 others
+// is one the app never reads; keyed on it, the app's answer for the
+// default would be stored as Alice's. Such a query bypasses the cache.
+func TestQueryPastExpressLimitBypasses(t *testing.T) {
+	addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		user := expressQuery(req.URI().QueryString())["userId"]
+		if user == "" {
+			user = "demo_user"
+		}
+		body := `{"userId":"` + user + `"}`
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	cfg, err := configs.Parse("safety.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - {name: stats, match: {method: GET, path: /stats}, cache: {ttl: 60s, key: {query: [userId=demo_user]}}}
+`, addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, paddr, _ := startProxy(t, cfg)
+	c := rawClient(paddr)
+	first := get(t, c, "GET", "/stats?"+strings.Repeat("x&", 1000)+"userId=alice")
+	if x := string(first.Header.Peek("X-Cache")); x != "BYPASS" {
+		t.Errorf("a query of 1001 parts: X-Cache %q, want BYPASS", x)
+	}
+	fasthttp.ReleaseResponse(first)
+	resp := get(t, c, "GET", "/stats?userId=alice")
+	defer fasthttp.ReleaseResponse(resp)
+	if string(resp.Body()) != `{"userId":"alice"}` {
+		t.Errorf("alice was answered %s (%s)", resp.Body(), resp.Header.Peek("Cache-Status"))
+	}
+}
+
+// TestBodyAppDoesNotReadBypasses: express.json() reads a body sent as
+// application/json only, and inflates an encoded one. Keyed on a body
+// the app did not read, its answer for the defaults would be stored as
+// Alice's. Such requests bypass the cache.
+func TestBodyAppDoesNotReadBypasses(t *testing.T) {
+	addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		user := "demo_user"
+		if isJSONType(req.Header.ContentType()) && len(req.Header.Peek("Content-Encoding")) == 0 {
+			var b struct{ UserID string }
+			if json.Unmarshal(req.Body(), &b) == nil && b.UserID != "" {
+				user = b.UserID
+			}
+		}
+		body := `{"memories of":"` + user + `"}`
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	const alice = `{"userId":"alice","q":"shoes"}`
+	for _, headers := range [][]string{
+		{"Content-Type", "text/plain"},
+		{"Content-Type", ""},
+		{"Content-Type", "application/json", "Content-Encoding", "gzip"},
+		{"Content-Type", "application/vnd.api+json"},
+	} {
+		resp := get(t, c, "POST", "/s", append(headers, "body", alice)...)
+		if x := string(resp.Header.Peek("X-Cache")); x != "BYPASS" {
+			t.Errorf("%q: X-Cache %q, want BYPASS", headers, x)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	for _, ct := range []string{"application/json", "Application/JSON; charset=utf-8"} {
+		resp := get(t, c, "POST", "/s", "Content-Type", ct, "body", alice)
+		if string(resp.Body()) != `{"memories of":"alice"}` {
+			t.Errorf("%s: alice's search answered %s (%s)", ct, resp.Body(), resp.Header.Peek("Cache-Status"))
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
+// TestParseCacheControl: directives from every line; delta-seconds past
+// 2^31 count as 2^31 (RFC 9111 §1.2.2), never wrapping around.
+func TestParseCacheControl(t *testing.T) {
+	cc := parseCacheControl([][]byte{[]byte("max-age=60"), []byte("private, s-maxage=99999999999999999999")})
+	if !cc.private || cc.maxAge != time.Minute || cc.sMaxAge != (1<<31)*time.Second {
+		t.Errorf("%+v", cc)
+	}
+	if cc := parseCacheControl([][]byte{[]byte("max-age=18446744074, s-maxage=-1, no-store")}); cc.maxAge != (1<<31)*time.Second || cc.sMaxAge != 0 || !cc.noStore {
+		t.Errorf("%+v", cc)
+	}
+}
