@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -127,6 +128,20 @@ type keyField struct {
 	label, absent string
 }
 
+// bodyKeyDefault is a body field's default as bodyKeyValue writes a
+// value: JSON when it reads as a number, true, false or null (the app's
+// default topK=20 is the number), else a string.
+func bodyKeyDefault(def string) string {
+	var v any
+	if json.Unmarshal([]byte(def), &v) == nil {
+		switch v.(type) {
+		case float64, bool, nil:
+			return "j" + def
+		}
+	}
+	return "s" + def
+}
+
 func compileCache(c *configs.CacheRule) (*cacheRule, error) {
 	cr := &cacheRule{ttl: c.TTL, swr: c.StaleWhileRevalidate, sie: c.StaleIfError}
 	for _, s := range c.Statuses {
@@ -141,7 +156,11 @@ func compileCache(c *configs.CacheRule) (*cacheRule, error) {
 				return err
 			}
 			label := string(src) + ":" + f.Name
-			cr.fields = append(cr.fields, keyField{src: src, name: f.Name, def: f.Default, hasDef: f.HasDefault,
+			def := f.Default
+			if src == configs.SourceBody && f.HasDefault {
+				def = bodyKeyDefault(def)
+			}
+			cr.fields = append(cr.fields, keyField{src: src, name: f.Name, def: def, hasDef: f.HasDefault,
 				label: label, absent: label + "!"})
 			switch {
 			case src == configs.SourceHeader && bytes.EqualFold([]byte(f.Name), []byte("Authorization")):
@@ -213,7 +232,13 @@ func (cr *cacheRule) buildKey(kb *cachelayer.KeyBuilder, routeName string, metho
 	kb.Add("path", rv.ctx.URI().PathOriginal())
 	for i := range cr.fields {
 		f := &cr.fields[i]
-		v, ok := rv.value(f.src, f.name)
+		var v []byte
+		var ok bool
+		if f.src == configs.SourceBody {
+			v, ok = rv.bodyKeyValue(f.name)
+		} else {
+			v, ok = rv.value(f.src, f.name)
+		}
 		switch {
 		case ok:
 			kb.Add(f.label, v)

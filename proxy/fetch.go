@@ -184,6 +184,9 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	e := &cachelayer.Entry{Status: resp.StatusCode(), Stored: now, Path: path}
 	e.Header = keptHeaders(&resp.Header)
 	cc := parseCacheControl(resp.Header.PeekAll("Cache-Control")) // before the next PeekAll reuses its slice
+	if exp := resp.Header.Peek("Expires"); len(exp) > 0 && cc.maxAge < 0 && cc.sMaxAge < 0 {
+		cc.maxAge = expiresIn(exp, resp.Header.Peek("Date"), start)
+	}
 	age := upstreamAge(resp.Header.Peek("Age"))
 	varyAll, vary := parseVary(resp.Header.PeekAll("Vary"))
 	hasCookie := len(resp.Header.PeekAll("Set-Cookie")) > 0

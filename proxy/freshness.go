@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // cacheControl is what Sheepdog reads of an upstream Cache-Control header.
@@ -70,6 +72,20 @@ func (cc cacheControl) freshFor(ttl, age time.Duration) time.Duration {
 		return min(ttl, cc.maxAge-age)
 	}
 	return ttl
+}
+
+// expiresIn is the freshness an Expires header gives when no max-age does
+// (RFC 9111 §4.2.1): Expires minus the answer's Date, or minus now when
+// it has none. An Expires that is not a date has already passed.
+func expiresIn(expires, date []byte, now time.Time) time.Duration {
+	t, err := fasthttp.ParseHTTPDate(expires)
+	if err != nil {
+		return 0
+	}
+	if d, err := fasthttp.ParseHTTPDate(date); err == nil {
+		now = d
+	}
+	return max(0, t.Sub(now))
 }
 
 // upstreamAge reads an Age header: how long the answer has already been

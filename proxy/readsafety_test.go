@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -267,5 +268,64 @@ func TestParseCacheControl(t *testing.T) {
 	}
 	if cc := parseCacheControl([][]byte{[]byte("max-age=18446744074, s-maxage=-1, no-store")}); cc.maxAge != (1<<31)*time.Second || cc.sMaxAge != 0 || !cc.noStore {
 		t.Errorf("%+v", cc)
+	}
+}
+
+// TestBodyKeyTypes: body values the app reads differently are different
+// keys (null and "null", 20 and "20", an object and a string holding
+// it); a value and the default the app would apply for it share one.
+func TestBodyKeyTypes(t *testing.T) {
+	addr, _ := startRawOrigin(t, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\n{}", false)
+	_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+	c := rawClient(paddr)
+	xcache := func(body string) string {
+		resp := get(t, c, "POST", "/s", "body", body)
+		defer fasthttp.ReleaseResponse(resp)
+		return string(resp.Header.Peek("X-Cache"))
+	}
+	for _, pair := range [][2]string{
+		{`{"userId":null}`, `{"userId":"null"}`},
+		{`{"topK":21}`, `{"topK":"21"}`},
+		{`{"q":{"a":1}}`, `{"q":"{\"a\":1}"}`},
+		{`{"q":true}`, `{"q":"true"}`},
+	} {
+		xcache(pair[0])
+		if x := xcache(pair[1]); x != "MISS" {
+			t.Errorf("%s after %s: X-Cache %q, want MISS", pair[1], pair[0], x)
+		}
+	}
+	for _, pair := range [][2]string{
+		{`{}`, `{"userId":"demo_user","topK":20,"q":""}`},
+	} {
+		xcache(pair[0])
+		if x := xcache(pair[1]); x != "HIT" {
+			t.Errorf("%s after %s: X-Cache %q, want HIT (the app's defaults)", pair[1], pair[0], x)
+		}
+	}
+}
+
+// TestExpiresCounts: without max-age, Expires bounds freshness (RFC 9111
+// §4.2.1): past, or not a date, is already stale and not stored; ahead
+// of the answer's Date, fresh until then (capped by the route's ttl).
+func TestExpiresCounts(t *testing.T) {
+	date := time.Now().UTC()
+	for _, tc := range []struct {
+		expires string
+		hit     bool
+	}{
+		{"Thu, 01 Jan 1970 00:00:00 GMT", false},
+		{"0", false},
+		{date.Add(-time.Hour).Format(http.TimeFormat), false},
+		{date.Add(time.Hour).Format(http.TimeFormat), true},
+	} {
+		addr, _ := startRawOrigin(t, "HTTP/1.1 200 OK\r\nDate: "+date.Format(http.TimeFormat)+"\r\nExpires: "+tc.expires+"\r\nContent-Length: 2\r\n\r\n{}", false)
+		_, paddr, _ := startProxy(t, safetyConfig(t, addr))
+		c := rawClient(paddr)
+		fasthttp.ReleaseResponse(get(t, c, "GET", "/t?v=e", "X-Tenant", "a"))
+		resp := get(t, c, "GET", "/t?v=e", "X-Tenant", "a")
+		if hit := string(resp.Header.Peek("X-Cache")) == "HIT"; hit != tc.hit {
+			t.Errorf("Expires %q: X-Cache %s, want a hit %v", tc.expires, resp.Header.Peek("X-Cache"), tc.hit)
+		}
+		fasthttp.ReleaseResponse(resp)
 	}
 }

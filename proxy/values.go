@@ -63,31 +63,54 @@ const sourceCookie configs.Source = "cookie"
 // their text, other values their compact JSON, so {"topK":20} and the
 // default "topK=20" name the same value.
 func (rv *requestValues) bodyValue(path string) ([]byte, bool) {
+	v, _, ok := rv.typedBodyValue(path)
+	return v, ok
+}
+
+// typedBodyValue is bodyValue that also tells whether the value is a
+// JSON string.
+func (rv *requestValues) typedBodyValue(path string) (v []byte, isString, ok bool) {
 	var steps []string // {body}: the whole of it
 	if path != "" {
 		steps = strings.Split(path, ".")
 	}
 	raw, ok := rv.rawBodyValue(steps)
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	switch raw[0] {
 	case '"':
 		var s string
 		if json.Unmarshal(raw, &s) != nil {
-			return nil, false
+			return nil, false, false
 		}
-		return []byte(s), true
+		return []byte(s), true, true
 	case '{', '[':
 		v, err := parseJSONBody(raw)
 		if err != nil {
-			return nil, false
+			return nil, false, false
 		}
 		b, _ := json.Marshal(v)
-		return b, true
+		return b, false, true
 	default: // numbers as written, true, false, null
-		return raw, true
+		return raw, false, true
 	}
+}
+
+// bodyKeyValue is bodyValue as a key holds it: a string's text marked as
+// a string, anything else as JSON, so that "null" and null, "20" and 20,
+// or a string holding an object and the object itself, which the app
+// reads differently, are different keys.
+func (rv *requestValues) bodyKeyValue(path string) ([]byte, bool) {
+	v, isString, ok := rv.typedBodyValue(path)
+	if !ok {
+		return nil, false
+	}
+	kind := byte('j')
+	if isString {
+		kind = 's'
+	}
+	return append([]byte{kind}, v...), true
 }
 
 // rawBodyValue returns the value at path in the JSON body, its bytes as
