@@ -45,6 +45,7 @@ type Cache struct {
 	regained atomic.Int64
 
 	lagObserver atomic.Pointer[func(time.Duration)] // see OnInvalidationLag
+	rounds      rounds                              // invalidations sent together (rounds.go)
 
 	// Invalidations to send again (retry.go), with L2 only.
 	retry     *retryTags
@@ -251,8 +252,8 @@ func (c *Cache) Delete(ctx context.Context, k Key) error {
 // replica: it bumps the tags' versions in L2 (by one, and at least to the
 // current time in milliseconds, so versions keep growing even if Valkey
 // loses its keys), raises the local ones to the results, and publishes
-// them. It returns after the local raise and
-// the publish. When L2 cannot be reached the local versions are bumped
+// them, together with the calls that arrive meanwhile (rounds.go). It
+// returns after the local raise and the publish. When L2 cannot be reached the local versions are bumped
 // anyway, so this replica stops answering with the old entries, and the
 // error says that the others may not know yet: the tags are sent again in
 // the background, for up to retryFor.
@@ -266,7 +267,7 @@ func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 		c.versions.bump(tags, now, nil)
 		return nil
 	}
-	if err := c.sendInvalidation(ctx, tags, now); err != nil {
+	if err := c.sendTogether(ctx, tags); err != nil {
 		c.versions.bump(tags, now, nil)
 		if dropped := c.retry.add(tags, now); dropped > 0 {
 			c.stats.invalidationsLost.Add(uint64(dropped))
