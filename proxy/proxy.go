@@ -295,9 +295,6 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 // at once; busy ones after their answer. Then every batch route's queue is
 // flushed, so nothing a caller was told is written goes unwritten.
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	// No reload starts from now on; one under way finishes first.
-	p.reloadMu.Lock()
-	defer p.reloadMu.Unlock()
 	// The listeners close first: a Serve that has not yet taken one finds
 	// it closed and returns, rather than accept after fasthttp's shutdown
 	// has looked and found nothing to wait for. fasthttp then reports
@@ -308,6 +305,13 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		_ = ln.Close()
 	}
 	p.listenersMu.Unlock()
+	// No reload starts from now on (Reload checks stopping under
+	// reloadMu); one under way is waited for, so the generation it puts
+	// in place is the one released below. reloadMu is not held on: a
+	// POST /reload waiting for it would hold up the admin server's
+	// shutdown.
+	p.reloadMu.Lock()
+	p.reloadMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 	err := errors.Join(closedIsDone(p.server.ShutdownWithContext(ctx)), closedIsDone(p.admin.ShutdownWithContext(ctx)))
 	// Callers still waiting (if the server's wait ran out) are answered
 	// by these flushes, or ErrClosed once ctx ends.
