@@ -35,6 +35,12 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// SIGHUP is taken from the first moment: its default action is to
+	// exit, and a supervisor may send it while Sheepdog starts. serve
+	// reloads on it; before that, and in -check or -version, it is dropped.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	flags := flag.NewFlagSet("sheepdog", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", "", "the YAML config file")
@@ -60,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "sheepdog %s (%s)\n", version, runtime.Version())
 		return 0
 	case *demo:
-		return runDemo(stdout, stderr, log)
+		return runDemo(stdout, stderr, log, hup)
 	case *configPath == "":
 		return usage("-config is required (or try -demo)")
 	}
@@ -73,12 +79,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, cfg.RouteTable())
 		return 0
 	}
-	return serve(cfg, log, func() (*configs.Config, error) { return configs.Load(*configPath) }, nil)
+	return serve(cfg, log, func() (*configs.Config, error) { return configs.Load(*configPath) }, hup, nil)
 }
 
 // runDemo starts the simulated app on a free port and Sheepdog in front of
 // it with the example config's routes.
-func runDemo(stdout, stderr io.Writer, log *slog.Logger) int {
+func runDemo(stdout, stderr io.Writer, log *slog.Logger, hup <-chan os.Signal) int {
 	app := shepherd.New(shepherd.Config{})
 	addr, err := app.Start("127.0.0.1:0")
 	if err != nil {
@@ -106,7 +112,7 @@ func runDemo(stdout, stderr io.Writer, log *slog.Logger) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serve(cfg, log, load, func() {
+	return serve(cfg, log, load, hup, func() {
 		fmt.Fprintf(stdout, "Sheepdog is in front of a simulated Style Shepherd at %s.\n"+
 			"Try this twice: the first answer is fetched (X-Cache: MISS), the second comes from memory (HIT):\n\n"+
 			"  curl -i 'http://%s/api/vultr/postgres/products?category=tops&limit=3'\n\n"+
@@ -115,9 +121,9 @@ func runDemo(stdout, stderr io.Writer, log *slog.Logger) int {
 }
 
 // serve runs the proxy until SIGINT or SIGTERM, then shuts down within the
-// configured grace; SIGHUP reloads the config with load. ready, when set,
+// configured grace; a signal on hup reloads the config with load. ready, when set,
 // is called once the listeners are open.
-func serve(cfg *configs.Config, log *slog.Logger, load func() (*configs.Config, error), ready func()) int {
+func serve(cfg *configs.Config, log *slog.Logger, load func() (*configs.Config, error), hup <-chan os.Signal, ready func()) int {
 	p, err := proxy.New(cfg, log, proxy.WithVersion(version), proxy.WithReloader(load))
 	if err != nil {
 		log.Error("start", "err", err)
@@ -142,9 +148,6 @@ func serve(cfg *configs.Config, log *slog.Logger, load func() (*configs.Config, 
 		ready()
 	}
 	log.Info("serving", "listen", cfg.Listen, "admin", cfg.Admin.Listen, "upstream", cfg.Upstream.URL, "routes", len(cfg.Routes))
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 wait:
 	for {
 		select {

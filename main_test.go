@@ -407,3 +407,41 @@ routes:
 		t.Errorf("the reload was not logged:\n%s", logs)
 	}
 }
+
+// TestEarlySIGHUP: a SIGHUP while Sheepdog starts (a supervisor's reload
+// sent too soon) does not kill it, whose default action it would be.
+// Its L2 does not answer, so start-up waits for the first subscription.
+func TestEarlySIGHUP(t *testing.T) {
+	bin := buildSheepdog(t)
+	_, originAddr := startApp(t)
+	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
+	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+listen: %s
+admin: {listen: %s}
+upstream: {url: "http://%s"}
+cache: {l2: {addrs: ["127.0.0.1:1"]}}
+routes:
+  - {name: all, match: {path_prefix: /}, pass: {}}
+`, listen, admin, originAddr)), 0o644)
+	cmd := exec.Command(bin, "-config", cfgPath)
+	logs := new(bytes.Buffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	time.Sleep(300 * time.Millisecond) // in New, waiting for L2
+	cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case err := <-exited:
+		t.Fatalf("a SIGHUP during start-up ended it: %v\n%s", err, logs)
+	case <-time.After(time.Second):
+	}
+	waitUp(t, listen)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, logs)
+	}
+}

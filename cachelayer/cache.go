@@ -267,7 +267,7 @@ func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 		c.versions.bump(tags, now, nil)
 		return nil
 	}
-	if err := c.sendTogether(ctx, tags); err != nil {
+	if err := c.sendTogether(tags); err != nil {
 		c.versions.bump(tags, now, nil)
 		if dropped := c.retry.add(tags, now); dropped > 0 {
 			c.stats.invalidationsLost.Add(uint64(dropped))

@@ -39,8 +39,11 @@ type rounds struct {
 	running bool       // a round is on its way
 }
 
-// sendTogether sends tags in the next round, and waits for it or ctx.
-func (c *Cache) sendTogether(ctx context.Context, tags []string) error {
+// sendTogether sends tags in the next round and waits for it. The wait
+// is bounded by the round's own L2 timeout, not by the caller's context:
+// a request context ends when shutdown begins, and a write the app took
+// must still have its tags published before its caller is answered.
+func (c *Cache) sendTogether(tags []string) error {
 	rs := &c.rounds
 	rs.mu.Lock()
 	r := rs.next
@@ -54,12 +57,8 @@ func (c *Cache) sendTogether(ctx context.Context, tags []string) error {
 		go c.sendRounds(r)
 	}
 	rs.mu.Unlock()
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	<-r.done
+	return r.err
 }
 
 // sendRounds sends r, then each round gathered meanwhile, until none is.

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // cacheControl is what Sheepdog reads of an upstream Cache-Control header.
@@ -78,11 +77,13 @@ func (cc cacheControl) freshFor(ttl, age time.Duration) time.Duration {
 // (RFC 9111 §4.2.1): Expires minus the answer's Date, or minus now when
 // it has none. An Expires that is not a date has already passed.
 func expiresIn(expires, date []byte, now time.Time) time.Duration {
-	t, err := fasthttp.ParseHTTPDate(expires)
+	// http.ParseTime reads the three forms a recipient must (RFC 9110
+	// §5.6.7): IMF-fixdate, RFC 850 and asctime.
+	t, err := http.ParseTime(string(expires))
 	if err != nil {
 		return 0
 	}
-	if d, err := fasthttp.ParseHTTPDate(date); err == nil {
+	if d, err := http.ParseTime(string(date)); err == nil {
 		now = d
 	}
 	return max(0, t.Sub(now))

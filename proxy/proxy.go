@@ -42,7 +42,7 @@ type Proxy struct {
 	flight     coalesce.Flight[*fetched]
 	refreshing sync.Map       // flight keys with a background refresh under way
 	background sync.WaitGroup // background refreshes, waited for by Shutdown
-	invFailed  atomic.Uint64  // invalidations that could not reach L2 or the other replicas
+	invFailed  *atomic.Uint64 // invalidations that could not reach L2 or the other replicas; every generation's
 
 	// Batch routes' Batchers, and the stores their sinks own: built by
 	// New, closed by Shutdown after the server takes no more requests.
@@ -155,16 +155,17 @@ func newGeneration(cfg *configs.Config, log *slog.Logger, prev *Proxy, opts ...O
 		return nil, err
 	}
 	p := &Proxy{
-		cfg:      cfg,
-		log:      log,
-		router:   rt,
-		upstream: up,
-		health:   &throttledProbe{every: time.Second, probe: probeUpstream(up)},
-		maxBody:  int(cfg.Server.MaxBodySize),
-		started:  time.Now(),
-		unrouted: new(routeStats),
-		errors:   new(errorRing),
-		version:  "dev",
+		cfg:       cfg,
+		log:       log,
+		router:    rt,
+		upstream:  up,
+		health:    &throttledProbe{every: time.Second, probe: probeUpstream(up)},
+		maxBody:   int(cfg.Server.MaxBodySize),
+		started:   time.Now(),
+		unrouted:  new(routeStats),
+		errors:    new(errorRing),
+		invFailed: new(atomic.Uint64),
+		version:   "dev",
 	}
 	p.flight.Timeout = cfg.Upstream.Timeout
 	p.setUpstreamAddr()
@@ -315,7 +316,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	err := errors.Join(closedIsDone(p.server.ShutdownWithContext(ctx)), closedIsDone(p.admin.ShutdownWithContext(ctx)))
 	// Callers still waiting (if the server's wait ran out) are answered
 	// by these flushes, or ErrClosed once ctx ends.
-	err = errors.Join(err, p.current().release(ctx))
+	// Generations a reload replaced finish first: their background
+	// refreshes may still write to the cache the current one owns.
 	done := make(chan struct{})
 	go func() { p.retiring.Wait(); close(done) }()
 	select {
@@ -323,6 +325,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, ctx.Err())
 	}
+	err = errors.Join(err, p.current().release(ctx))
 	if p.ownTracer != nil {
 		// Sends the spans still buffered, within what is left of ctx.
 		err = errors.Join(err, p.ownTracer.Shutdown(ctx))

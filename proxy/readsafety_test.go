@@ -317,6 +317,8 @@ func TestExpiresCounts(t *testing.T) {
 		{"0", false},
 		{date.Add(-time.Hour).Format(http.TimeFormat), false},
 		{date.Add(time.Hour).Format(http.TimeFormat), true},
+		{date.Add(time.Hour).Format(time.RFC850), true}, // the two older forms, read as well
+		{date.Add(time.Hour).Format(time.ANSIC), true},
 	} {
 		addr, _ := startRawOrigin(t, "HTTP/1.1 200 OK\r\nDate: "+date.Format(http.TimeFormat)+"\r\nExpires: "+tc.expires+"\r\nContent-Length: 2\r\n\r\n{}", false)
 		_, paddr, _ := startProxy(t, safetyConfig(t, addr))

@@ -109,6 +109,7 @@ func (p *Proxy) inherit(prev *Proxy) {
 	p.started = prev.started
 	p.unrouted = prev.unrouted
 	p.errors = prev.errors
+	p.invFailed = prev.invFailed
 	p.status = prev.status
 	p.tracer, p.propagator = prev.tracer, prev.propagator
 	for _, rt := range p.router.routes {
@@ -145,17 +146,22 @@ func (g *Proxy) release(ctx context.Context) error {
 	return g.releaseErr
 }
 
-// retire stops new requests from entering g, waits for those inside to
-// finish (until ctx ends), and releases it.
-func (g *Proxy) retire(ctx context.Context) error {
+// retire stops new requests from entering g, waits up to grace for those
+// inside to finish, and releases it, its batches' last flushes given a
+// grace of their own.
+func (g *Proxy) retire(grace time.Duration) error {
 	g.retired.Store(true)
 	if g.idle() {
 		g.markDrained()
 	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
 	select {
 	case <-g.drained:
-	case <-ctx.Done():
+	case <-t.C:
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
 	return g.release(ctx)
 }
 
@@ -194,9 +200,7 @@ func (p *Proxy) Reload() error {
 	p.retiring.Add(1)
 	go func() {
 		defer p.retiring.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), grace)
-		defer cancel()
-		if err := cur.retire(ctx); err != nil {
+		if err := cur.retire(grace); err != nil {
 			p.log.Error("retiring the replaced config", "err", err)
 		}
 	}()

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,5 +225,70 @@ func TestReloadUnderLoad(t *testing.T) {
 	wg.Wait()
 	if len(bad) > 0 {
 		t.Errorf("answers other than 200 across 20 reloads: %v", bad)
+	}
+}
+
+// TestShutdownWithReloadQueued: a reload under way when shutdown begins
+// finishes, one queued behind it is refused, and neither holds shutdown
+// up until its grace runs out.
+func TestShutdownWithReloadQueued(t *testing.T) {
+	origin, _ := startRawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)
+	path := filepath.Join(t.TempDir(), "reload.yaml")
+	src := fmt.Sprintf("upstream: {url: \"http://%s\"}\nadmin: {token: %s}\nroutes:\n%s", origin, reloadToken, reloadRoutesV1)
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var calls atomic.Int32
+	p, _, admin, done := serveProxy(t, cfg, WithReloader(func() (*configs.Config, error) {
+		if calls.Add(1) == 1 {
+			<-gate // the first reload is slow to read its file
+		}
+		return configs.Load(path)
+	}))
+	ac := rawClient(admin)
+	ac.MaxConns = 4
+	post := func() {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.Header.SetMethod("POST")
+		req.SetRequestURI("http://" + admin + "/reload")
+		req.Header.Set("Authorization", "Bearer "+reloadToken)
+		_ = ac.Do(req, resp) // the second may find the listener closed: no matter
+	}
+	// Two connections open before shutdown, so the second reload can
+	// arrive on one after the listener closed.
+	var warm sync.WaitGroup
+	for range 2 {
+		warm.Add(1)
+		go func() { defer warm.Done(); fasthttp.ReleaseResponse(get(t, ac, "GET", "/health")) }()
+	}
+	warm.Wait()
+	go post()
+	time.Sleep(200 * time.Millisecond)
+	shut := make(chan time.Duration, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		shut <- time.Since(start)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	go post() // queued behind the first
+	time.Sleep(200 * time.Millisecond)
+	close(gate)
+	if took := <-shut; took > 2*time.Second {
+		t.Errorf("shutdown took %v with a reload queued", took)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
 	}
 }

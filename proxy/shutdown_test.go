@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
 // TestShutdownFinishesInFlight starts slow requests, shuts down while they
@@ -121,5 +122,38 @@ func TestShutdownBeforeServe(t *testing.T) {
 	case <-served:
 	case <-time.After(2 * time.Second):
 		t.Fatal("Serve after Shutdown still running after 2s")
+	}
+}
+
+// TestShutdownPublishesDrainedWrites: a write the app takes while shutdown
+// drains has its invalidation published before its caller is answered;
+// shutdown's end of the request's context does not cut that short.
+func TestShutdownPublishesDrainedWrites(t *testing.T) {
+	origin, _ := startRawOriginFunc(t, func(*fasthttp.Request) (string, bool) {
+		time.Sleep(400 * time.Millisecond)
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	cfg := cacheConfig(t, origin, l2Block(servicetest.RedisAddr(t), servicetest.KeyPrefix(t)))
+	p, addr, _, done := serveProxy(t, cfg)
+	got := make(chan int, 1)
+	go func() {
+		resp := get(t, rawClient(addr), "POST", "/api/vultr/postgres/users/u1/profile", "body", `{}`)
+		got <- resp.StatusCode()
+		fasthttp.ReleaseResponse(resp)
+	}()
+	time.Sleep(150 * time.Millisecond) // the write is at the app
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if status := <-got; status != 200 {
+		t.Errorf("the drained write got %d", status)
+	}
+	if n := p.invFailed.Load(); n != 0 {
+		t.Errorf("the drained write's invalidation failed (%d): answered before its tags were published", n)
 	}
 }
