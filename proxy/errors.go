@@ -18,6 +18,7 @@ import (
 const (
 	codeUpstreamUnreachable = "upstream_unreachable"
 	codeUpstreamTooLong     = "upstream_too_long"
+	codeUpstreamBadAnswer   = "upstream_bad_answer"
 	codeUpstreamTimeout     = "upstream_timeout"
 	codeBodyTooLarge        = "body_too_large"
 	codeHeadersTooLarge     = "headers_too_large"
@@ -68,6 +69,8 @@ func statusFor(err error) (status int, code, msg string) {
 		return fasthttp.StatusBadGateway, codeUpstreamTooLong, "the app's answer is too long to send this client whole"
 	case errors.As(err, &ue) && ue.Kind == upstream.Timeout:
 		return fasthttp.StatusGatewayTimeout, codeUpstreamTimeout, "upstream did not answer in time"
+	case errors.As(err, &ue) && ue.Kind == upstream.BadAnswer:
+		return fasthttp.StatusBadGateway, codeUpstreamBadAnswer, "the app's answer could not be read (its headers are over 32 KB)"
 	case errors.Is(err, upstream.ErrClientBody), errors.As(err, &ue) && ue.Kind == upstream.RequestBody:
 		// The client's body is malformed (a bad chunk) or cut short,
 		// whether read whole here or streamed upstream.

@@ -93,11 +93,19 @@ func isHopByHop(name, names []byte) bool {
 // restoreOrder puts the lines of each header in lists that h still holds
 // back in orig's order, after deletions from h, a copy of orig, moved them.
 func restoreOrder(h, orig header, lists [][]byte) {
+	// Every listed header goes first, then each comes back at the end in
+	// orig's order: deleting one after another was put back would move
+	// the lines of that one again.
+	var buf [32][]byte
+	kept := buf[:0]
 	for _, name := range lists {
 		if h.PeekBytes(name) == nil {
 			continue // removed: stays so
 		}
 		h.DelBytes(name)
+		kept = append(kept, name)
+	}
+	for _, name := range kept {
 		for _, v := range orig.PeekAll(string(name)) {
 			h.AddBytesKV(name, v)
 		}

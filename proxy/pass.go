@@ -100,6 +100,8 @@ func (p *Proxy) pass(ctx *fasthttp.RequestCtx, rt *route) (appStatus int) {
 	return p.answer(ctx, resp)
 }
 
+var http11 = []byte("HTTP/1.1")
+
 // answer copies the upstream response to the client, taking ownership of
 // resp: a streamed body releases it once written, otherwise it is released
 // here after its (short) body is read. It returns the app's status.
@@ -107,8 +109,11 @@ func (p *Proxy) answer(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) (appSt
 	appStatus = resp.StatusCode()
 	resp.Header.CopyTo(&ctx.Response.Header)
 	// CopyTo resets the flag that keeps fasthttp from inventing a
-	// Content-Type when the app sent none.
+	// Content-Type when the app sent none, and copies the app's protocol:
+	// Sheepdog speaks HTTP/1.1 to its clients whatever the app spoke (an
+	// HTTP/1.0 status line over a chunked body is misread).
 	ctx.Response.Header.SetNoDefaultContentType(true)
+	ctx.Response.Header.SetProtocol(http11)
 	if stripHopByHop(&ctx.Response.Header) {
 		restoreOrder(&ctx.Response.Header, &resp.Header, responseLists(&resp.Header))
 	}

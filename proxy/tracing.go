@@ -163,7 +163,8 @@ func endCoalesce(span trace.Span, leader bool, waiters int, err error) {
 // client's. The function it returns ends the span with the answer's
 // status, or the call's error.
 func (p *Proxy) upstreamSpan(parent context.Context, req *fasthttp.Request) func(status int, err error) {
-	method := string(req.Header.Method())
+	// Named as the server span is: a client cannot mint span names.
+	method := methodName(req.Header.Method())
 	ctx, span := p.tracer.Start(parent, method, trace.WithSpanKind(trace.SpanKindClient))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -172,6 +173,9 @@ func (p *Proxy) upstreamSpan(parent context.Context, req *fasthttp.Request) func
 			semconv.ServerAddress(p.upstreamHost),
 			semconv.ServerPort(p.upstreamPort),
 		)
+		if method == "_OTHER" {
+			span.SetAttributes(semconv.HTTPRequestMethodOriginal(string(req.Header.Method())))
+		}
 	}
 	p.propagator.Inject(ctx, requestCarrier{&req.Header})
 	return func(status int, err error) {

@@ -59,12 +59,18 @@ func New(cfg configs.Upstream) (*Client, error) {
 			DisablePathNormalizing:   true,
 			NoDefaultUserAgentHeader: true,
 			// An idempotent request whose pooled connection turned out
-			// to be closed by the app is retried on another.
+			// to be closed by the app is retried on another; nothing else
+			// is (fasthttp would retry any failed GET, an answer too
+			// large to read included, five times).
 			MaxIdemponentCallAttempts: 5,
+			RetryIfErr:                retryStale,
 			// Idle connections are dropped before the app drops them
 			// (Node: 5s), so requests do not race its close.
 			MaxIdleConnDuration: cfg.IdleTimeout,
-			ReadBufferSize:      16 << 10,
+			// An answer's headers must fit (Varnish's default for the
+			// whole answer head is 32 KB, nginx's 4 to 8 KB); past it, a
+			// 502 upstream_bad_answer.
+			ReadBufferSize: maxAnswerHead,
 		},
 		timeout:    cfg.Timeout,
 		healthPath: cfg.HealthPath,
@@ -127,7 +133,23 @@ const (
 	// RequestBody: reading the client's body failed or passed its limit
 	// while it was being sent upstream.
 	RequestBody
+	// BadAnswer: the answer could not be read: its head is over
+	// maxAnswerHead (502).
+	BadAnswer
 )
+
+// maxAnswerHead bounds an answer's status line and headers.
+const maxAnswerHead = 32 << 10
+
+// retryStale is the client's RetryIfErr: an idempotent request is sent
+// again only when its connection was found closed or reset, which is how
+// a pooled connection the app had dropped fails.
+func retryStale(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	idempotent := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsPut()
+	stale := errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return false, idempotent && stale
+}
 
 // Error is a failed upstream exchange.
 type Error struct {
@@ -144,9 +166,12 @@ var ErrClientBody = errors.New("client body")
 
 func classify(err error) Kind {
 	var ne net.Error
+	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, ErrClientBody):
 		return RequestBody
+	case errors.As(err, &small):
+		return BadAnswer
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrNoFreeConns),
 		errors.Is(err, fasthttp.ErrDialTimeout):
 		return Timeout
