@@ -162,3 +162,29 @@ func TestErrMemory(t *testing.T) {
 		prev = d
 	}
 }
+
+// TestHealthWithFullPool: the upstream probe has connections of its own,
+// so a pool that requests fill (max_conns 1, held by a slow answer) is
+// not read as the app down.
+func TestHealthWithFullPool(t *testing.T) {
+	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/api/slow" {
+			time.Sleep(3 * time.Second)
+		}
+	})
+	cfg, err := configs.Parse("full-pool.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 5s, max_conns: 1, health_path: /api/vultr/health}
+routes:
+  - {name: all, match: {path_prefix: /api/}, pass: {}}
+`, originAddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr, admin := startProxy(t, cfg)
+	go func() { fasthttp.ReleaseResponse(get(t, rawClient(addr), "GET", "/api/slow")) }()
+	time.Sleep(200 * time.Millisecond) // the one connection is busy
+	var h Health
+	if status := getJSON(t, admin, "/health", &h); status != 200 || h.Dependencies["upstream"].State != stateOK {
+		t.Errorf("/health with the pool full: %d %+v; want the app ok", status, h.Dependencies["upstream"])
+	}
+}

@@ -95,3 +95,24 @@ func TestHTTP10AppAnswerFraming(t *testing.T) {
 			body, resp.Proto, resp.TransferEncoding, "hello world")
 	}
 }
+
+// TestOneTraceparentUpstream: a client that sends traceparent twice
+// still has one reach the app, Sheepdog's.
+func TestOneTraceparentUpstream(t *testing.T) {
+	seen := make(chan []string, 1)
+	originAddr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		var tps []string
+		for _, v := range req.Header.PeekAll("traceparent") {
+			tps = append(tps, string(v))
+		}
+		seen <- tps
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false
+	})
+	opt, _ := recordSpans(t)
+	_, proxyAddr, _ := startProxy(t, testConfig(t, originAddr, ""), opt)
+	const a, b = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01"
+	rawExchange(t, proxyAddr, "GET /api/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\ntraceparent: "+a+"\r\ntraceparent: "+b+"\r\n\r\n")
+	if tps := <-seen; len(tps) != 1 || !strings.HasPrefix(tps[0], "00-0af7651916cd43dd8448eb211c80319c-") {
+		t.Errorf("the app got traceparent %q; want one, in the client's first trace", tps)
+	}
+}

@@ -246,7 +246,13 @@ func (p *Proxy) injectTrace(ctx context.Context, h *fasthttp.RequestHeader) {
 type requestCarrier struct{ h *fasthttp.RequestHeader }
 
 func (c requestCarrier) Get(key string) string { return string(c.h.Peek(key)) }
-func (c requestCarrier) Set(key, value string) { c.h.Set(key, value) }
+
+// Set replaces every line of key: Set alone would replace only the first
+// of a client's repeated traceparent lines.
+func (c requestCarrier) Set(key, value string) {
+	c.h.Del(key)
+	c.h.Set(key, value)
+}
 func (c requestCarrier) Keys() []string {
 	keys := make([]string, 0, c.h.Len())
 	for k := range c.h.All() {

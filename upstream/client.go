@@ -26,6 +26,7 @@ const streamThreshold = 64 << 10
 // keep-alive connections.
 type Client struct {
 	hc         *fasthttp.HostClient
+	probe      *fasthttp.HostClient // the health probe's own, so a full pool never reads as down
 	timeout    time.Duration
 	healthPath string
 }
@@ -72,6 +73,16 @@ func New(cfg configs.Upstream) (*Client, error) {
 			// 502 upstream_bad_answer.
 			ReadBufferSize: maxAnswerHead,
 		},
+		probe: &fasthttp.HostClient{
+			Addr:                      addr,
+			MaxConns:                  2,
+			MaxIdemponentCallAttempts: 1,
+			NoDefaultUserAgentHeader:  true,
+			MaxIdleConnDuration:       cfg.IdleTimeout,
+			ReadBufferSize:            maxAnswerHead,
+			MaxResponseBodySize:       streamThreshold,
+			StreamResponseBody:        true,
+		},
 		timeout:    cfg.Timeout,
 		healthPath: cfg.HealthPath,
 	}, nil
@@ -101,7 +112,7 @@ func (c *Client) Probe(timeout time.Duration) (status int, latency time.Duration
 	req.SetRequestURI(c.healthPath)
 	req.Header.SetHost(c.Host())
 	start := time.Now()
-	err = c.hc.DoTimeout(req, resp, min(timeout, c.timeout))
+	err = c.probe.DoTimeout(req, resp, min(timeout, c.timeout))
 	latency = time.Since(start)
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
