@@ -80,18 +80,14 @@ func TestSIGTERMLosesNothing(t *testing.T) {
 	app, originAddr := startApp(t)
 	app.SetLatency("echo", 100*time.Millisecond)
 
-	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-listen: %s
-admin: {listen: %s}
-upstream: {url: "http://%s"}
+	at := newBinaryPlace(t, originAddr)
+	at.write(t, `
 server: {shutdown_grace: 5s}
 routes:
   - {name: all, match: {path_prefix: /}, pass: {}}
-`, listen, admin, originAddr)), 0o644)
-
-	cmd, logs := runSheepdog(t, bin, cfgPath, listen)
+`)
+	listen := at.listen
+	cmd, logs := runSheepdog(t, bin, at.path, listen)
 
 	c := &fasthttp.HostClient{Addr: listen, MaxIdemponentCallAttempts: 1, ReadTimeout: 10 * time.Second}
 	var (
@@ -167,6 +163,25 @@ routes:
 		ok.Load(), inFlightAtSig.Load(), refused.Load(), exitTook.Round(time.Millisecond))
 }
 
+// binaryPlace is where a test's built Sheepdog listens, the app it is in
+// front of, and its config file.
+type binaryPlace struct{ listen, admin, origin, path string }
+
+func newBinaryPlace(t *testing.T, origin string) binaryPlace {
+	return binaryPlace{listen: servicetest.FreeAddr(t), admin: servicetest.FreeAddr(t), origin: origin,
+		path: filepath.Join(t.TempDir(), "sheepdog.yaml")}
+}
+
+// write puts the place's listen, admin and upstream in the config file,
+// and rest after them.
+func (b binaryPlace) write(t *testing.T, rest string) {
+	t.Helper()
+	head := fmt.Sprintf("listen: %s\nadmin: {listen: %s}\nupstream: {url: \"http://%s\"}\n", b.listen, b.admin, b.origin)
+	if err := os.WriteFile(b.path, []byte(head+rest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runSheepdog starts bin on the config at cfgPath and waits until it
 // listens; its log goes to the returned buffer.
 func runSheepdog(t *testing.T, bin, cfgPath, listen string) (*exec.Cmd, *bytes.Buffer) {
@@ -237,12 +252,8 @@ func TestSIGTERMFlushesWrites(t *testing.T) {
 	pool, table := servicetest.OrdersTable(t, 0)
 	_, originAddr := startApp(t)
 
-	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-listen: %s
-admin: {listen: %s}
-upstream: {url: "http://%s"}
+	at := newBinaryPlace(t, originAddr)
+	at.write(t, fmt.Sprintf(`
 postgres: {dsn: "%s"}
 server: {shutdown_grace: 5s}
 routes:
@@ -257,9 +268,9 @@ routes:
   - name: cache-set
     match: {method: POST, path: "/api/vultr/valkey/cache/{key}"}
     batch: {sink: valkey, key: "%s{path.key}", value: "{body.value}", ttl: "{body.ttl=0}", addrs: ["%s"], max_wait: 20ms}
-`, listen, admin, originAddr, servicetest.PostgresDSN(t), table, prefix, redisAddr)), 0o644)
-
-	cmd, logs := runSheepdog(t, bin, cfgPath, listen)
+`, servicetest.PostgresDSN(t), table, prefix, redisAddr))
+	listen := at.listen
+	cmd, logs := runSheepdog(t, bin, at.path, listen)
 
 	const n = 2000
 	c := &fasthttp.HostClient{Addr: listen, MaxConns: 256, MaxIdemponentCallAttempts: 1, ReadTimeout: 10 * time.Second}
@@ -363,19 +374,13 @@ routes:
 func TestSIGHUPReloads(t *testing.T) {
 	bin := buildSheepdog(t)
 	_, originAddr := startApp(t)
-	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
+	at := newBinaryPlace(t, originAddr)
+	listen := at.listen
 	write := func(action string) {
-		os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-listen: %s
-admin: {listen: %s}
-upstream: {url: "http://%s"}
-routes:
-  - {name: products, match: {method: GET, path: /api/vultr/postgres/products}, %s}
-`, listen, admin, originAddr, action)), 0o644)
+		at.write(t, "routes:\n  - {name: products, match: {method: GET, path: /api/vultr/postgres/products}, "+action+"}\n")
 	}
 	write("pass: {}")
-	cmd, logs := runSheepdog(t, bin, cfgPath, listen)
+	cmd, logs := runSheepdog(t, bin, at.path, listen)
 	c := &fasthttp.HostClient{Addr: listen, ReadTimeout: 5 * time.Second}
 	xcache := func() string {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -414,17 +419,14 @@ routes:
 func TestEarlySIGHUP(t *testing.T) {
 	bin := buildSheepdog(t)
 	_, originAddr := startApp(t)
-	listen, admin := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
-	cfgPath := filepath.Join(t.TempDir(), "sheepdog.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-listen: %s
-admin: {listen: %s}
-upstream: {url: "http://%s"}
+	at := newBinaryPlace(t, originAddr)
+	at.write(t, `
 cache: {l2: {addrs: ["127.0.0.1:1"]}}
 routes:
   - {name: all, match: {path_prefix: /}, pass: {}}
-`, listen, admin, originAddr)), 0o644)
-	cmd := exec.Command(bin, "-config", cfgPath)
+`)
+	listen := at.listen
+	cmd := exec.Command(bin, "-config", at.path)
 	logs := new(bytes.Buffer)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

@@ -63,17 +63,21 @@ routes:
 func startProxy(t testing.TB, cfg *configs.Config, opts ...Option) (p *Proxy, addr, admin string) {
 	t.Helper()
 	p, addr, admin, done := serveProxy(t, cfg, opts...)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	t.Cleanup(func() { stopProxy(t, p, done) })
 	return p, addr, admin
+}
+
+// stopProxy shuts p down, within 5 s, and waits for its Serve (done).
+func stopProxy(t testing.TB, p *Proxy, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
 }
 
 // serveProxy serves cfg on free loopback ports, for a test that shuts it

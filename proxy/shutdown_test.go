@@ -142,14 +142,7 @@ func TestShutdownPublishesDrainedWrites(t *testing.T) {
 		fasthttp.ReleaseResponse(resp)
 	}()
 	time.Sleep(150 * time.Millisecond) // the write is at the app
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.Shutdown(ctx); err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
-	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
-	}
+	stopProxy(t, p, done)
 	if status := <-got; status != 200 {
 		t.Errorf("the drained write got %d", status)
 	}
