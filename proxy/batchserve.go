@@ -45,7 +45,7 @@ func successAnswer(ctx *fasthttp.RequestCtx) []byte {
 // succeeds, the route's invalidates tags are dropped before the answer,
 // as on pass routes.
 func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues, b *batchRoute) {
-	if h := &ctx.Request.Header; b.passThrough.Load() || (h.ContentLength() != 0 && (!isJSONType(h.ContentType()) || encoded(h))) {
+	if h := &ctx.Request.Header; b.passThrough.Load() || (h.ContentLength() != 0 && !appReadsJSON(h)) {
 		// Also a body express.json() would not read (see
 		// cacheRule.ambiguous): the app answers it as it would.
 		p.passRoute(ctx, rt, rv)
@@ -56,6 +56,12 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		return
 	}
 	body := ctx.Request.Body()
+	if appReadsOtherwise(body) {
+		// JSON the app refuses (a bare string or number) or reads
+		// otherwise (after a byte order mark): its answer, as it would.
+		p.passRoute(ctx, rt, rv)
+		return
+	}
 	// A body must be JSON, unless none came and nothing reads one (a
 	// DELETE, an expire): the app takes those.
 	if needed := !b.bodyless || rt.invBody; (len(body) > 0 || needed) && !json.Valid(body) {

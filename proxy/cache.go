@@ -97,6 +97,10 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	}
 	if cr.needsBody {
 		err := readBody(ctx, p.maxBody)
+		if err == nil && appReadsOtherwise(ctx.Request.Body()) {
+			p.bypass(ctx, rt) // JSON the app refuses or reads otherwise
+			return
+		}
 		if err == nil {
 			// A body the key reads must be JSON: refused here, never
 			// keyed as if it were empty.

@@ -46,7 +46,7 @@ const expressParameterLimit = 1000
 //     (not application/json, or content-encoded): the app sees no body.
 func (cr *cacheRule) ambiguous(ctx *fasthttp.RequestCtx) bool {
 	h := &ctx.Request.Header
-	if cr.needsBody && h.ContentLength() != 0 && (!isJSONType(h.ContentType()) || encoded(h)) {
+	if cr.needsBody && h.ContentLength() != 0 && !appReadsJSON(h) {
 		return true
 	}
 	if cr.keyedQuery && (bytes.Count(ctx.URI().QueryString(), []byte("&")) >= expressParameterLimit || cr.ambiguousArgs(ctx.QueryArgs())) {
@@ -102,11 +102,46 @@ func anyRepeated(h *fasthttp.RequestHeader, names []string) bool {
 	return false
 }
 
+// appReadsJSON reports whether express.json() reads a body sent with
+// these headers as Sheepdog reads it: application/json, in UTF-8, not
+// content-encoded. Otherwise the app ignores it (another type), inflates
+// it, decodes it from another charset, or refuses it (415).
+func appReadsJSON(h *fasthttp.RequestHeader) bool {
+	return isJSONType(h.ContentType()) && utf8Charset(h.ContentType()) && !encoded(h)
+}
+
+// appReadsOtherwise reports whether express.json() reads a non-empty
+// body otherwise than Sheepdog would: one after a byte order mark (the app
+// drops it), or valid JSON that is not an object or an array (the app's
+// strict mode refuses it with a 400). The app answers such bodies itself.
+func appReadsOtherwise(body []byte) bool {
+	if bytes.HasPrefix(body, utf8BOM) {
+		return true
+	}
+	t := bytes.TrimLeft(body, " \t\r\n")
+	return len(t) > 0 && t[0] != '{' && t[0] != '[' && json.Valid(t)
+}
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
 // isJSONType reports whether a Content-Type is application/json, the one
 // type express.json() reads by default; parameters do not matter.
 func isJSONType(ct []byte) bool {
 	media, _, _ := bytes.Cut(ct, []byte(";"))
 	return bytes.EqualFold(bytes.TrimSpace(media), []byte("application/json"))
+}
+
+// utf8Charset reports whether a Content-Type names no charset or UTF-8.
+func utf8Charset(ct []byte) bool {
+	_, params, _ := bytes.Cut(ct, []byte(";"))
+	for p := range bytes.SplitSeq(params, []byte(";")) {
+		name, v, _ := bytes.Cut(bytes.TrimSpace(p), []byte("="))
+		if bytes.EqualFold(bytes.TrimSpace(name), []byte("charset")) {
+			v = bytes.Trim(bytes.TrimSpace(v), `"`)
+			return bytes.EqualFold(v, []byte("utf-8")) || bytes.EqualFold(v, []byte("utf8"))
+		}
+	}
+	return true
 }
 
 // encoded reports whether the request body has a Content-Encoding other

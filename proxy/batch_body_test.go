@@ -1,0 +1,33 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+)
+
+// TestBatchBodyAppRefuses: bodies express.json() refuses (strict mode:
+// a top-level JSON that is not an object or array; a charset it cannot
+// decode) or reads otherwise (after a byte order mark) are the app's to
+// answer: the same status as the app's own, and nothing written by
+// Sheepdog (the session batch stored them and answered 200).
+func TestBatchBodyAppRefuses(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	_, originAddr := startOrigin(t)
+	direct := rawClient(originAddr)
+	for i, tc := range []struct{ ct, body string }{
+		{"application/json", `"a string"`},
+		{"application/json", `null`},
+		{"application/json", `42`},
+		{"application/json; charset=latin1", `{"userId":"u"}`},
+		{"application/json", "\xEF\xBB\xBF{\"userId\":\"u\"}"},
+	} {
+		path := "/api/vultr/valkey/session/bodies-" + string(rune('a'+i))
+		app := get(t, direct, "POST", path, "Content-Type", tc.ct, "body", tc.body)
+		px := get(t, r.c, "POST", path, "Content-Type", tc.ct, "body", tc.body)
+		stored, err := r.redis.Get(context.Background(), r.prefix+"session:bodies-"+string(rune('a'+i))).Result()
+		if px.StatusCode() != app.StatusCode() || err == nil {
+			t.Errorf("%s %s: app %d %s; Sheepdog %d %s and stored %q (%v)", tc.ct, tc.body,
+				app.StatusCode(), app.Body(), px.StatusCode(), px.Body(), stored, err)
+		}
+	}
+}
