@@ -731,6 +731,44 @@ func TestStaleIfError(t *testing.T) {
 	errorBody(t, resp, 502, codeUpstreamUnreachable)
 }
 
+// TestStaleIfErrorOn5xxAndTimeout: inside stale_if_error a stale copy
+// also answers when the app answers 5xx (its status named) or does not
+// answer within the upstream timeout; a key with no copy is a 504 whose
+// Cache-Status says it was a miss.
+func TestStaleIfErrorOn5xxAndTimeout(t *testing.T) {
+	var mode atomic.Int32 // 0 answers, 1 fails with 503, 2 outlasts the 2 s timeout
+	addr, _ := startRawOriginFunc(t, func(*fasthttp.Request) (string, bool) {
+		switch mode.Load() {
+		case 1:
+			return "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}", false
+		case 2:
+			time.Sleep(2500 * time.Millisecond)
+		}
+		return "HTTP/1.1 200 OK\r\nCache-Control: max-age=1\r\nContent-Length: 4\r\n\r\nfine", false
+	})
+	_, paddr, _ := startProxy(t, cacheConfig(t, addr, ""))
+	c := rawClient(paddr)
+	fasthttp.ReleaseResponse(get(t, c, "GET", "/__origin/echo?v=sie5"))
+	time.Sleep(1100 * time.Millisecond) // stale now
+	for _, tc := range []struct {
+		mode int32
+		cs   string
+	}{{1, "sheepdog; fwd=stale; fwd-status=503; detail=stale-if-error"}, {2, "sheepdog; fwd=stale; detail=stale-if-error"}} {
+		mode.Store(tc.mode)
+		resp := get(t, c, "GET", "/__origin/echo?v=sie5")
+		if resp.StatusCode() != 200 || string(resp.Body()) != "fine" || string(resp.Header.Peek("Cache-Status")) != tc.cs {
+			t.Errorf("mode %d: %d %q %q, want the stale copy with %q", tc.mode, resp.StatusCode(), resp.Body(), resp.Header.Peek("Cache-Status"), tc.cs)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	resp := get(t, c, "GET", "/__origin/echo?v=nocopy")
+	defer fasthttp.ReleaseResponse(resp)
+	errorBody(t, resp, 504, codeUpstreamTimeout)
+	if cs := string(resp.Header.Peek("Cache-Status")); cs != "sheepdog; fwd=miss" {
+		t.Errorf("no copy: Cache-Status %q", cs)
+	}
+}
+
 // TestStaleWhileRevalidate: fifty clients on an expired key inside the
 // window are all answered at once from the stale copy, and the app sees
 // exactly one refresh.

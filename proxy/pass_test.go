@@ -511,3 +511,27 @@ func TestCookiesPassUntouched(t *testing.T) {
 		t.Errorf("the app got headers\n%s\nwant the client's %s", got, cookie)
 	}
 }
+
+// TestMaxConnsAnswersJSON: a connection over server.max_conns gets
+// Sheepdog's JSON 503, not fasthttp's plain text, and the ones within the
+// limit are served.
+func TestMaxConnsAnswersJSON(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	_, proxyAddr, _ := startProxy(t, testConfig(t, originAddr, "max_conns: 1"))
+	first, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	time.Sleep(50 * time.Millisecond) // accepted and counted
+	raw := string(rawExchange(t, proxyAddr, "GET /__origin/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
+	if !strings.HasPrefix(raw, "HTTP/1.1 503") || !strings.Contains(raw, `"code":"too_many_connections"`) ||
+		!strings.Contains(raw, "Content-Type: application/json") {
+		t.Errorf("over max_conns: %q", raw)
+	}
+	first.Close()
+	time.Sleep(50 * time.Millisecond) // counted out
+	if raw := string(rawExchange(t, proxyAddr, "GET /__origin/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")); !strings.HasPrefix(raw, "HTTP/1.1 200") {
+		t.Errorf("within max_conns again: %.80q", raw)
+	}
+}

@@ -118,7 +118,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 		ReadTimeout:                  cfg.Server.ReadTimeout,
 		WriteTimeout:                 cfg.Server.WriteTimeout,
 		IdleTimeout:                  cfg.Server.IdleTimeout,
-		Concurrency:                  cfg.Server.MaxConns,
+		Concurrency:                  fasthttpConcurrency(cfg.Server.MaxConns),
 		CloseOnShutdown:              true,
 		// A malformed request is logged without its contents, which
 		// may hold credentials.
@@ -276,7 +276,11 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 	errs := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); errs <- p.server.Serve(ln) }()
+	served := ln
+	if max := p.cfg.Server.MaxConns; max > 0 {
+		served = &limitListener{Listener: ln, max: int64(max)}
+	}
+	go func() { defer wg.Done(); errs <- p.server.Serve(served) }()
 	go func() { defer wg.Done(); errs <- p.admin.Serve(adminLn) }()
 	err := <-errs
 	if err != nil {

@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Over server.max_conns a new connection is answered with Sheepdog's JSON
+// 503 and closed. fasthttp's own limit (Server.Concurrency) answers in
+// plain text, so the limit is kept here, in the listener, and fasthttp's
+// is set a little above it, never to be reached.
+
+// concurrencySlack is how far above max_conns fasthttp's own limit sits:
+// a connection counted out here may not yet be out of fasthttp's count.
+const concurrencySlack = 64
+
+// fasthttpConcurrency is fasthttp's limit for a max_conns (0: its default).
+func fasthttpConcurrency(maxConns int) int {
+	if maxConns <= 0 {
+		return 0
+	}
+	return maxConns + concurrencySlack
+}
+
+// overLimitAnswer is the whole answer to a connection over the limit.
+var overLimitAnswer = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n" +
+	"Content-Type: application/json\r\nRetry-After: 1\r\nContent-Length: 90\r\n\r\n" +
+	`{"error":{"code":"too_many_connections","message":"too many connections; retry shortly"}}` + "\n")
+
+// limitListener accepts at most max open connections.
+type limitListener struct {
+	net.Listener
+	max     int64
+	open    atomic.Int64
+	refused atomic.Uint64
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &countedConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		l.refused.Add(1)
+		go refuse(c)
+	}
+}
+
+// refuse answers a connection over the limit and closes it, without
+// holding up Accept.
+func refuse(c net.Conn) {
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write(overLimitAnswer)
+	_ = c.Close()
+}
+
+// countedConn counts itself out of its listener once, on Close.
+type countedConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
+}
