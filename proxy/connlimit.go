@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -53,11 +54,19 @@ func (l *limitListener) Accept() (net.Conn, error) {
 }
 
 // refuse answers a connection over the limit and closes it, without
-// holding up Accept.
+// holding up Accept. The close lingers: the client's request, unread,
+// would otherwise make the kernel reset the connection, and the client
+// could lose the answer before reading it.
 func refuse(c net.Conn) {
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Write(overLimitAnswer)
-	_ = c.Close()
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write(overLimitAnswer); err != nil {
+		return
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10)) // until the client closes, or the deadline
 }
 
 // countedConn counts itself out of its listener once, on Close.
