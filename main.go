@@ -22,7 +22,6 @@ import (
 	"syscall"
 
 	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
-	"github.com/style-shepherd/sheepdog/cachelayer"
 	"github.com/style-shepherd/sheepdog/configs"
 	"github.com/style-shepherd/sheepdog/proxy"
 )
@@ -51,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	cachelayer.RouteRedisLogs(log)
+	proxy.RouteLibraryLogs(log)
 	usage := func(msg string) int {
 		fmt.Fprintln(stderr, "sheepdog:", msg)
 		flags.Usage()

@@ -137,6 +137,7 @@ func TestValkeyOutage(t *testing.T) {
 //
 //	go test -run '^$' -bench HitTiers -benchtime 3s ./proxy
 func BenchmarkHitTiers(b *testing.B) {
+	b.ReportAllocs()
 	redisAddr := servicetest.RedisAddr(b)
 	prefix := servicetest.KeyPrefix(b)
 	_, originAddr := startOrigin(b)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/style-shepherd/sheepdog/cachelayer"
 	"github.com/style-shepherd/sheepdog/configs"
 )
 
@@ -90,3 +92,7 @@ func otlpProtocol() string {
 	}
 	return "http/protobuf"
 }
+
+// RouteLibraryLogs sends the lines the libraries beneath the proxy log on
+// their own (go-redis: a failed dial, say) to log, for main to call once.
+func RouteLibraryLogs(log *slog.Logger) { cachelayer.RouteRedisLogs(log) }

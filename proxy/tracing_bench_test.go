@@ -35,6 +35,7 @@ func sampledProvider(b *testing.B) (*sdktrace.TracerProvider, *discardSpans) {
 //
 //	go test -run '^$' -bench TracingOverhead -benchtime 5s -count 3 ./proxy
 func BenchmarkTracingOverhead(b *testing.B) {
+	b.ReportAllocs()
 	_, originAddr := startOrigin(b)
 	const uri = "/api/vultr/postgres/products?category=tops&limit=10"
 	for _, mode := range []string{"off", "sampled-1pct"} {

@@ -25,6 +25,7 @@ import (
 //
 //	go test -run '^$' -bench ValkeySetRate -benchtime 200000x ./upstream
 func BenchmarkValkeySetRate(b *testing.B) {
+	b.ReportAllocs()
 	addr := servicetest.RedisAddr(b)
 	prefix := servicetest.KeyPrefix(b)
 	value := json.RawMessage(`{"views":500}`)
