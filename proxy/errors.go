@@ -108,7 +108,17 @@ var contentTypeJSON = []byte("application/json; charset=utf-8")
 // writeError answers with Sheepdog's JSON error shape. msg and code are
 // ours, never the client's, so they need no escaping beyond quoting.
 func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
-	ctx.SetUserValue(errorNoteKey{}, errorNote{status, code, msg}) // for /stats and the status page
+	writeErrorCause(ctx, status, code, msg, nil)
+}
+
+// writeErrorCause is writeError with the error behind the answer, which
+// the log gives and the client is never shown.
+func writeErrorCause(ctx *fasthttp.RequestCtx, status int, code, msg string, cause error) {
+	note := errorNote{status: status, code: code, msg: msg}
+	if cause != nil {
+		note.cause = cause.Error()
+	}
+	ctx.SetUserValue(errorNoteKey{}, note) // for /stats, the status page and the log
 	ctx.Response.Reset()
 	ctx.Response.Header.SetNoDefaultContentType(true)
 	ctx.SetStatusCode(status)
@@ -125,5 +135,5 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 // fail answers err as JSON, with the status statusFor gives it.
 func fail(ctx *fasthttp.RequestCtx, err error) {
 	status, code, msg := statusFor(err)
-	writeError(ctx, status, code, msg)
+	writeErrorCause(ctx, status, code, msg, err)
 }

@@ -52,6 +52,7 @@ type Proxy struct {
 	pgHealth      *throttledProbe // set when a postgres sink is
 	board         *healthBoard    // /health's memory beyond the upstream probe
 	errors        *errorRing      // the last errors answered, for /stats
+	errLog        *errLog         // when each error was last logged
 
 	// Traces: tracer is nil when they are off. ownTracer is the
 	// provider New built from telemetry.traces, shut down by Shutdown.
@@ -99,7 +100,7 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 		return nil, err
 	}
 	p.status = &reloadStatus{loaded: time.Now().UTC(), file: cfg.Source}
-	errLog := fasthttpLogger{p.log}
+	errLog := fasthttpLogger{p}
 	p.server = &fasthttp.Server{
 		Handler:      p.Handler,
 		ErrorHandler: p.serverError,
@@ -164,6 +165,7 @@ func newGeneration(cfg *configs.Config, log *slog.Logger, prev *Proxy, opts ...O
 		started:   time.Now(),
 		unrouted:  new(routeStats),
 		errors:    new(errorRing),
+		errLog:    new(errLog),
 		invFailed: new(atomic.Uint64),
 		version:   "dev",
 	}
@@ -345,9 +347,9 @@ func closedIsDone(err error) error {
 	return err
 }
 
-// fasthttpLogger sends fasthttp's own error lines to slog.
-type fasthttpLogger struct{ log *slog.Logger }
+// fasthttpLogger sends fasthttp's own error lines to slog, once each.
+type fasthttpLogger struct{ p *Proxy }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+	l.p.logLibrary(fmt.Sprintf(format, args...))
 }

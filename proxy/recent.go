@@ -44,20 +44,30 @@ type errorRing struct {
 type errorNote struct {
 	status    int
 	code, msg string
+	cause     string // the error behind it, for the log; empty if none
 }
 
 type errorNoteKey struct{}
 
 // noteError records in p's ring the error ctx was answered with, if any.
+// A 5xx is also logged, once (errlog.go).
 func (p *Proxy) noteError(ctx *fasthttp.RequestCtx) {
 	if n, ok := ctx.UserValue(errorNoteKey{}).(errorNote); ok {
-		p.errors.record(ctx, n.status, n.code, n.msg)
+		e := p.errors.record(ctx, n.status, n.code, n.msg)
+		if n.status >= 500 {
+			route := ""
+			var params Params
+			if rt := p.router.match(ctx.Method(), ctx.Path(), &params); rt != nil {
+				route = rt.name
+			}
+			p.logAnswered(route, e.Method, e.Path, n)
+		}
 	}
 }
 
 // record copies what it keeps out of ctx: its bytes are fasthttp's and
 // are reused after the handler returns.
-func (r *errorRing) record(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+func (r *errorRing) record(ctx *fasthttp.RequestCtx, status int, code, msg string) RecentError {
 	path := ctx.Path()
 	if len(path) > recentPathMax {
 		path = path[:recentPathMax]
@@ -71,6 +81,7 @@ func (r *errorRing) record(ctx *fasthttp.RequestCtx, status int, code, msg strin
 	r.next = (r.next + 1) % recentCap
 	r.n = min(r.n+1, recentCap)
 	r.mu.Unlock()
+	return e
 }
 
 // snapshot returns the entries held, newest first.

@@ -109,6 +109,7 @@ func (p *Proxy) inherit(prev *Proxy) {
 	p.started = prev.started
 	p.unrouted = prev.unrouted
 	p.errors = prev.errors
+	p.errLog = prev.errLog
 	p.invFailed = prev.invFailed
 	p.status = prev.status
 	p.tracer, p.propagator = prev.tracer, prev.propagator
