@@ -35,6 +35,10 @@ type Part struct {
 	// "{query.q}" has none (a request without q is refused).
 	Default    string
 	HasDefault bool
+	// OrDefault, written "{body.status||pending}", makes the default stand
+	// in for a falsy value too, as JavaScript's || does: a missing one,
+	// null, false, 0 or an empty string.
+	OrDefault bool
 	// IDPrefix starts each generated id of a SourceID part, as in
 	// "{id:order_}".
 	IDPrefix string
@@ -112,11 +116,15 @@ func parsePlaceholder(in string) (Part, error) {
 	if !ok {
 		return Part{}, fmt.Errorf("{%s}: want {path.X}, {query.X}, {header.X}, {body.X}, {body} or {id:PREFIX}", in)
 	}
-	name, def, hasDef := strings.Cut(ref, "=")
+	name, def, or := strings.Cut(ref, "||")
+	hasDef := or
+	if !or {
+		name, def, hasDef = strings.Cut(ref, "=")
+	}
 	if err := checkName(Source(src), name); err != nil {
 		return Part{}, fmt.Errorf("{%s}: %w", in, err)
 	}
-	return Part{Source: Source(src), Name: name, Default: def, HasDefault: hasDef}, nil
+	return Part{Source: Source(src), Name: name, Default: def, HasDefault: hasDef, OrDefault: or}, nil
 }
 
 // checkName reports whether name can be read from src: a path parameter is
@@ -173,7 +181,10 @@ func (t Template) String() string {
 			b.WriteString("{body}")
 		default:
 			b.WriteString("{" + string(p.Source) + "." + p.Name)
-			if p.HasDefault {
+			switch {
+			case p.OrDefault:
+				b.WriteString("||" + p.Default)
+			case p.HasDefault:
 				b.WriteString("=" + p.Default)
 			}
 			b.WriteString("}")

@@ -89,7 +89,7 @@ routes:
       sink: postgres
       table: %s
       columns: {order_id: "{id:order_}", user_id: "{body.user_id}", items: "{body.items}",
-                total_amount: "{body.total_amount}", status: "{body.status=pending}"}
+                total_amount: "{body.total_amount}", status: "{body.status||pending}"}
       returning: {orderId: order_id}
     invalidates: ["orders:{body.user_id}"]
   - name: everything-else
@@ -628,7 +628,9 @@ func isAppSuccess(answer []byte) bool {
 
 // TestPostgresAnswer: the body's members in their order, the returned
 // columns after them or in place of a member of the same name, then the
-// app's requestId and timestamp.
+// app's requestId and timestamp; written back as the app writes JSON
+// (integer-like keys first, JavaScript's numbers, JSON.stringify's
+// escapes).
 func TestPostgresAnswer(t *testing.T) {
 	ret := []returnField{{field: "orderId", column: "order_id"}}
 	now := time.Date(2026, 11, 26, 6, 30, 0, 123e6, time.UTC)
@@ -639,7 +641,10 @@ func TestPostgresAnswer(t *testing.T) {
 		want       string
 	}{
 		{"appended", `{"b":1,"a":[1, 2]}`, map[string]any{"order_id": "o1"},
-			`{"success":true,"data":{"b":1,"a":[1, 2],"orderId":"o1"},` + stamp},
+			`{"success":true,"data":{"b":1,"a":[1,2],"orderId":"o1"},` + stamp},
+		{"as the app writes it", `{"user_id":"u","items":[ {"product_id" : "p1", "price": 19.990} ],"total_amount":1e1,"note":"\u00e9\/","2":"x","1":"y"}`,
+			map[string]any{"order_id": "o3"},
+			`{"success":true,"data":{"1":"y","2":"x","user_id":"u","items":[{"product_id":"p1","price":19.99}],"total_amount":10,"note":"é/","orderId":"o3"},` + stamp},
 		{"replaced in place", `{"orderId":"mine","x":"<"}`, map[string]any{"order_id": "o<2"},
 			`{"success":true,"data":{"orderId":"o<2","x":"<"},` + stamp},
 		{"repeated key keeps its place, last value", `{"a":1,"b":2,"a":3}`, map[string]any{"order_id": nil},

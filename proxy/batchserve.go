@@ -302,19 +302,27 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 			fields = append(fields, field{key: r.field, value: v})
 		}
 	}
-	const head, stamp = `{"success":true,"data":{`, 100 // } ,"requestId":"…","timestamp":"…"}\n
-	size := len(head) + stamp + len(requestID)
+	size := 2
 	for _, f := range fields {
 		size += len(f.key) + len(f.value) + 4 // quotes, colon, comma
 	}
-	out := append(make([]byte, 0, size), head...)
+	data := make([]byte, 0, size)
+	data = append(data, '{')
 	for i, f := range fields {
 		if i > 0 {
-			out = append(out, ',')
+			data = append(data, ',')
 		}
-		out = append(append(upstream.AppendJSString(out, f.key), ':'), f.value...)
+		data = append(append(upstream.AppendJSString(data, f.key), ':'), f.value...)
 	}
-	return append(upstream.AppendRequestStamp(append(out, '}'), requestID, now), '\n'), nil
+	data = append(data, '}')
+	// As the app writes the object back: its key order (integer-like
+	// keys first), JavaScript's numbers, JSON.stringify's escapes.
+	const head, stamp = `{"success":true,"data":`, 100 // ,"requestId":"…","timestamp":"…"}\n
+	out, err := upstream.AppendNodeJSON(append(make([]byte, 0, len(head)+len(data)+stamp+len(requestID)), head...), data)
+	if err != nil {
+		return nil, err
+	}
+	return append(upstream.AppendRequestStamp(out, requestID, now), '\n'), nil
 }
 
 // batchEval resolves a batch item's templates against one request. An
@@ -376,15 +384,28 @@ func (e *batchEval) column(t configs.Template) (any, error) {
 	if !ok {
 		return e.text(t)
 	}
-	switch {
+	// As node-postgres sends the app's values: a number as JavaScript's
+	// String() writes it (1.0 is "1"), an object or array as
+	// JSON.stringify writes it, a string as it is (to a json column, as
+	// the JSON string JSON.stringify makes of it: the sink sees to that).
+	switch c := raw[0]; {
 	case string(raw) == "null":
 		return nil, nil
-	case raw[0] == '"':
+	case c == '"':
 		s, ok := jsonscan.Unquote(raw)
 		if !ok {
 			return nil, fmt.Errorf("%w: bad string %.40s", errBadBody, raw)
 		}
 		return s, nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		// JSON still, for a json column; text for any other.
+		return json.RawMessage(upstream.JSString(raw)), nil
+	case c == '{' || c == '[':
+		js, err := upstream.AppendNodeJSON(nil, raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadBody, err)
+		}
+		return json.RawMessage(js), nil
 	}
 	return raw, nil
 }
@@ -395,7 +416,11 @@ func (e *batchEval) bodyJSON(t configs.Template) (json.RawMessage, bool) {
 	if len(t) != 1 || t[0].Source != configs.SourceBody {
 		return nil, false
 	}
-	return e.rv.rawBodyValue(t[0].JSONPath())
+	raw, ok := e.rv.rawBodyValue(t[0].JSONPath())
+	if ok && t[0].OrDefault && falsyJSON(raw) {
+		return nil, false // the default, as text
+	}
+	return raw, ok
 }
 
 func (e *batchEval) id(prefix string) string {

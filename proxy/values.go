@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/upstream"
 )
 
 // requestValues reads the values that keys and templates name, from one
@@ -60,8 +61,9 @@ func (rv *requestValues) value(src configs.Source, name string) ([]byte, bool) {
 const sourceCookie configs.Source = "cookie"
 
 // bodyValue reads a dotted JSON path of the request body. Strings give
-// their text, other values their compact JSON, so {"topK":20} and the
-// default "topK=20" name the same value.
+// their text, numbers JavaScript's String() of them, other values their
+// compact JSON, so {"topK":20}, {"topK":20.0} and the default "topK=20"
+// name the same value, and {"user_id":1.0} the tag orders:1.
 func (rv *requestValues) bodyValue(path string) ([]byte, bool) {
 	v, _, ok := rv.typedBodyValue(path)
 	return v, ok
@@ -92,7 +94,10 @@ func (rv *requestValues) typedBodyValue(path string) (v []byte, isString, ok boo
 		}
 		b, _ := json.Marshal(v)
 		return b, false, true
-	default: // numbers as written, true, false, null
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		// As the app's String() writes it: 1.0 is "1", 1e21 "1e+21".
+		return []byte(upstream.JSString(raw)), false, true
+	default: // true, false, null
 		return raw, false, true
 	}
 }
@@ -223,6 +228,9 @@ func (rv *requestValues) appendTemplate(dst []byte, t configs.Template) ([]byte,
 			continue
 		}
 		v, ok := rv.value(p.Source, p.Name)
+		if ok && p.OrDefault && rv.falsy(p, v) {
+			ok = false
+		}
 		switch {
 		case ok:
 			dst = append(dst, v...)
@@ -235,6 +243,29 @@ func (rv *requestValues) appendTemplate(dst []byte, t configs.Template) ([]byte,
 		}
 	}
 	return dst, nil
+}
+
+// falsy reports whether a value p read (v, as value gives it) is falsy in
+// JavaScript: a body's null, false, 0 or "", or any other empty value.
+func (rv *requestValues) falsy(p configs.Part, v []byte) bool {
+	if p.Source != configs.SourceBody {
+		return len(v) == 0
+	}
+	raw, ok := rv.rawBodyValue(p.JSONPath())
+	return !ok || falsyJSON(raw)
+}
+
+// falsyJSON reports whether a JSON value is falsy in JavaScript.
+func falsyJSON(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0, string(raw) == "null", string(raw) == "false", string(raw) == `""`:
+		return true
+	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		f, err := strconv.ParseFloat(string(raw), 64)
+		return err == nil && f == 0
+	}
+	return false
 }
 
 // evalTags evaluates tag templates into strings.

@@ -50,6 +50,10 @@ func appText(raw []byte) (string, error) {
 	return string(out), err
 }
 
+// AppendNodeJSON appends JSON.stringify(JSON.parse(raw)) to dst: raw as
+// the app would write it back.
+func AppendNodeJSON(dst, raw []byte) ([]byte, error) { return appendNodeJSON(dst, raw) }
+
 // appendNodeJSON appends JSON.stringify(JSON.parse(raw)) to dst.
 func appendNodeJSON(dst, raw []byte) ([]byte, error) {
 	sc := jsScanner{in: raw, out: dst}

@@ -65,8 +65,12 @@ type PostgresSink struct {
 	insert    string // INSERT INTO t (cols) VALUES, rows to follow
 	tail      string // " RETURNING cols"
 	copy      string // COPY t (cols) FROM STDIN
+	qtable    string // the table, quoted
 
 	waiting atomic.Int32 // flushes in pool.Acquire
+	// jsonCols marks, by column, those of type json or jsonb, read from
+	// the catalog at the first flush that reaches the database.
+	jsonCols atomic.Pointer[[]bool]
 }
 
 // Flush has the shape coalesce.Batcher calls.
@@ -104,6 +108,7 @@ func NewPostgresSink(pool *pgxpool.Pool, table string, columns []string, returni
 		table:     table,
 		columns:   append([]string(nil), columns...),
 		returning: append([]string(nil), returning...),
+		qtable:    qtable,
 		insert:    "INSERT INTO " + qtable + " (" + qcols + ") VALUES ",
 		copy:      "COPY " + qtable + " (" + qcols + ") FROM STDIN",
 	}
@@ -172,7 +177,12 @@ func (s *PostgresSink) Flush(ctx context.Context, items []PostgresItem) ([]Postg
 	if len(items) == 0 {
 		return []PostgresResult{}, nil
 	}
-	values, err := s.textValues(items)
+	known := s.jsonCols.Load()
+	var cols []bool
+	if known != nil {
+		cols = *known
+	}
+	values, err := s.textValues(items, cols)
 	if err != nil {
 		return nil, err
 	}
@@ -183,15 +193,57 @@ func (s *PostgresSink) Flush(ctx context.Context, items []PostgresItem) ([]Postg
 		return nil, s.fail(err)
 	}
 	defer conn.Release()
+	if known == nil {
+		// The first flush to reach the database: now the json columns
+		// are known, the values are made again with them.
+		if cols = s.jsonColumns(ctx, conn.Conn()); cols != nil {
+			if values, err = s.textValues(items, cols); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if len(s.returning) == 0 {
 		return s.copyRows(ctx, conn.Conn().PgConn(), values, len(items))
 	}
 	return s.insertReturning(ctx, conn.Conn(), values, len(items))
 }
 
+// jsonColumns reports, by column, which are json or jsonb, asking the
+// catalog once; nil while it cannot tell (the table missing, say: the
+// INSERT then fails as it would).
+func (s *PostgresSink) jsonColumns(ctx context.Context, conn *pgx.Conn) []bool {
+	if known := s.jsonCols.Load(); known != nil {
+		return *known
+	}
+	rows, err := conn.Query(ctx, `SELECT attname, atttypid FROM pg_attribute
+		WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, s.qtable)
+	if err != nil {
+		return nil
+	}
+	isJSON := map[string]bool{}
+	for rows.Next() {
+		var name string
+		var oid uint32
+		if rows.Scan(&name, &oid) == nil {
+			isJSON[name] = oid == pgtype.JSONOID || oid == pgtype.JSONBOID
+		}
+	}
+	if rows.Err() != nil {
+		return nil
+	}
+	cols := make([]bool, len(s.columns))
+	for i, c := range s.columns {
+		cols[i] = isJSON[c]
+	}
+	s.jsonCols.Store(&cols)
+	return cols
+}
+
 // textValues flattens the items' values, row by row, into strings and
-// nils (NULL).
-func (s *PostgresSink) textValues(items []PostgresItem) ([]any, error) {
+// nils (NULL). A string for a json or jsonb column is sent as a JSON
+// string, as the app's JSON.stringify sends it; a json.RawMessage is JSON
+// already.
+func (s *PostgresSink) textValues(items []PostgresItem, jsonCols []bool) ([]any, error) {
 	if n := len(items) * len(s.columns); n > maxParams && len(s.returning) > 0 {
 		return nil, fmt.Errorf("postgres %s: %d values in one batch, over PostgreSQL's %d", s.table, n, maxParams)
 	}
@@ -205,7 +257,11 @@ func (s *PostgresSink) textValues(items []PostgresItem) ([]any, error) {
 			case nil:
 				values = append(values, nil)
 			case string:
-				values = append(values, v)
+				if j < len(jsonCols) && jsonCols[j] {
+					values = append(values, string(AppendJSString(nil, v)))
+				} else {
+					values = append(values, v)
+				}
 			case json.RawMessage:
 				if len(v) == 0 {
 					values = append(values, nil)
