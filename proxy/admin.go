@@ -179,7 +179,7 @@ func (p *Proxy) serveStats(ctx *fasthttp.RequestCtx) {
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal", err.Error())
+		writeError(ctx, fasthttp.StatusInternalServerError, codeInternal, err.Error())
 		return
 	}
 	ctx.SetStatusCode(status)

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestBatchBodyAppRefuses: bodies express.json() refuses (strict mode:
@@ -29,5 +31,22 @@ func TestBatchBodyAppRefuses(t *testing.T) {
 			t.Errorf("%s %s: app %d %s; Sheepdog %d %s and stored %q (%v)", tc.ct, tc.body,
 				app.StatusCode(), app.Body(), px.StatusCode(), px.Body(), stored, err)
 		}
+	}
+}
+
+// TestBatchBodyAppRefusesInvalidatingRoute: the same pass to the app on a
+// route whose invalidation reads the body (store-memory's memory:U),
+// which reads a body already read.
+func TestBatchBodyAppRefusesInvalidatingRoute(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	_, originAddr := startOrigin(t)
+	for _, body := range []string{`"a string"`, "\xEF\xBB\xBF{\"userId\":\"u\",\"text\":\"t\"}"} {
+		app := get(t, rawClient(originAddr), "POST", "/api/raindrop/store-memory", "body", body)
+		px := get(t, r.c, "POST", "/api/raindrop/store-memory", "body", body)
+		if px.StatusCode() != app.StatusCode() {
+			t.Errorf("%q: Sheepdog %d %s, app %d %s", body, px.StatusCode(), px.Body(), app.StatusCode(), app.Body())
+		}
+		fasthttp.ReleaseResponse(app)
+		fasthttp.ReleaseResponse(px)
 	}
 }

@@ -705,7 +705,9 @@ func TestNewID(t *testing.T) {
 // more calls; one that answers 2xx without a results array (the batch
 // taken, its answer not split) fails each caller with 502 after one call
 // per batch; one that answers 408 fails each with 503 after one call per
-// batch; one that answers 4xx gives each caller its answer.
+// batch; one that refuses the items (4xx, down to each alone) passes each
+// caller's request to the app's own route, which answers it as the app
+// would (here 200: the route takes what the endpoint refused).
 func TestBatchEndpointFails(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -716,7 +718,7 @@ func TestBatchEndpointFails(t *testing.T) {
 		{"5xx", 500, 502, func(b int64) uint64 { return uint64(2 * b) }},
 		{"2xx not split", 200, 502, func(b int64) uint64 { return uint64(b) }},
 		{"408", 408, 503, func(b int64) uint64 { return uint64(b) }},
-		{"4xx", 400, 400, func(int64) uint64 { return 1000 }},
+		{"4xx", 400, 200, func(int64) uint64 { return 1000 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			app, originAddr := startOrigin(t)
@@ -865,5 +867,23 @@ func TestBatchSessionSet(t *testing.T) {
 	}
 	if n := count(r.app, "session.set"); n != 0 {
 		t.Errorf("the app saw %d session saves; want 0", n)
+	}
+}
+
+// TestStoreMemoryRefusedAsApp: a memory the batch endpoint refuses is
+// answered as the app's own store-memory answers it: its field names,
+// the caller's requestId (adapted from a write-path review's test; the
+// batch endpoint's error named memories.0.text and its own requestId).
+func TestStoreMemoryRefusedAsApp(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms"})
+	_, originAddr := startOrigin(t)
+	const body = `{"userId":"u","text":""}`
+	app := get(t, rawClient(originAddr), "POST", "/api/raindrop/store-memory", "body", body, "X-Request-Id", "rid-1")
+	defer fasthttp.ReleaseResponse(app)
+	px := get(t, r.c, "POST", "/api/raindrop/store-memory", "body", body, "X-Request-Id", "rid-1")
+	defer fasthttp.ReleaseResponse(px)
+	if px.StatusCode() != app.StatusCode() || !strings.Contains(string(px.Body()), `"requestId":"rid-1"`) ||
+		!strings.Contains(string(px.Body()), `"field":"text"`) {
+		t.Errorf("Sheepdog %d %s\napp      %d %s", px.StatusCode(), px.Body(), app.StatusCode(), app.Body())
 	}
 }

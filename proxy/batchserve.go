@@ -103,7 +103,12 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	var status int
 	switch b.sink {
 	case configs.SinkHTTP:
-		status = p.batchHTTP(wctx, ctx, b, body)
+		if status = p.batchHTTP(wctx, ctx, b, body); status == passedToApp {
+			// Refused in the batch: the app's own route answered it,
+			// and passRoute invalidated after a 2xx.
+			p.passRoute(ctx, rt, rv)
+			return
+		}
 	case configs.SinkValkey:
 		if b.ops != nil {
 			status = p.batchValkeyOps(wctx, ctx, b, tags)
@@ -120,8 +125,16 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	}
 }
 
+// passedToApp is batchHTTP's word that the request goes to the app's own
+// route instead.
+const passedToApp = -1
+
 // batchHTTP submits the request body itself as the item and answers with
-// the item's own element of the batch answer. It returns the status sent.
+// the item's own element of the batch answer. It returns the status sent,
+// or passedToApp for an item the batch endpoint refused: nothing of it was
+// written, and the app's own route answers it exactly as the app would
+// (the batch endpoint's error names the field memories.0.text and carries
+// the batch call's requestId).
 func (p *Proxy) batchHTTP(wctx context.Context, ctx *fasthttp.RequestCtx, b *batchRoute, body []byte) int {
 	// A copy: a caller that times out leaves its item to a flush that may
 	// still read it after the handler, and so the RequestCtx, is done.
@@ -131,8 +144,8 @@ func (p *Proxy) batchHTTP(wctx context.Context, ctx *fasthttp.RequestCtx, b *bat
 		var se *upstream.StatusError
 		if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && !se.Throttled() {
 			// The endpoint refused the item itself (the batcher split
-			// the batch down to it): the app's own answer.
-			return writeBatchAnswer(ctx, se.Status, se.Body)
+			// the batch down to it).
+			return passedToApp
 		}
 		return batchFail(ctx, err)
 	}

@@ -19,6 +19,7 @@ const (
 	codeUpstreamUnreachable = "upstream_unreachable"
 	codeUpstreamTooLong     = "upstream_too_long"
 	codeUpstreamBadAnswer   = "upstream_bad_answer"
+	codeInternal            = "internal"
 	codeUpstreamTimeout     = "upstream_timeout"
 	codeBodyTooLarge        = "body_too_large"
 	codeHeadersTooLarge     = "headers_too_large"

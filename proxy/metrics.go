@@ -121,7 +121,7 @@ func (p *Proxy) flushObserver(route, sink string) func(context.Context, coalesce
 func (p *Proxy) serveMetrics(ctx *fasthttp.RequestCtx) {
 	families, err := p.metrics.reg.Gather()
 	if err != nil {
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal", err.Error())
+		writeError(ctx, fasthttp.StatusInternalServerError, codeInternal, err.Error())
 		return
 	}
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,13 +225,14 @@ func newGeneration(cfg *configs.Config, log *slog.Logger, prev *Proxy, opts ...O
 func (p *Proxy) Handler(ctx *fasthttp.RequestCtx) {
 	conn := ctx.ConnID()
 	g := p.enter(conn)
+	defer g.exit(conn)
+	defer g.recoverPanic(ctx)
 	if g.tracer != nil {
 		g.traced(ctx)
 	} else {
 		g.handle(ctx)
 	}
 	g.noteError(ctx)
-	g.exit(conn)
 }
 
 // handle serves a request and returns its route, nil if none matched.
@@ -254,6 +256,20 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) *route {
 	}
 	rt.stats.record(ctx.Response.StatusCode())
 	return rt
+}
+
+// recoverPanic turns a panic in a handler, a fault of Sheepdog's, into a
+// 500 for its request and a logged stack, rather than the end of the
+// process (fasthttp does not recover).
+func (p *Proxy) recoverPanic(ctx *fasthttp.RequestCtx) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	p.log.Error("panic serving a request; answered 500", "panic", fmt.Sprint(r),
+		"method", string(ctx.Method()), "path", string(ctx.Path()), "stack", string(debug.Stack()))
+	writeError(ctx, fasthttp.StatusInternalServerError, codeInternal, "internal error")
+	p.errors.record(ctx, fasthttp.StatusInternalServerError, codeInternal, "internal error") // logged above
 }
 
 // serverError answers a request fasthttp could not read (headers too large,

@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +116,29 @@ func rawClient(addr string) *fasthttp.HostClient {
 		MaxIdemponentCallAttempts: 1,
 		ReadTimeout:               10 * time.Second,
 		MaxResponseBodySize:       64 << 20,
+	}
+}
+
+// TestPanicIsA500: a fault of Sheepdog's in a handler (Handler defers
+// recoverPanic) is that request's 500 JSON and a logged stack, not the end
+// of the process.
+func TestPanicIsA500(t *testing.T) {
+	var logs syncBuffer
+	_, originAddr := startOrigin(t)
+	p, err := New(testConfig(t, originAddr, ""), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/__origin/echo")
+	func() {
+		defer p.recoverPanic(&ctx)
+		panic("boom")
+	}()
+	if ctx.Response.StatusCode() != 500 || !strings.Contains(string(ctx.Response.Body()), `"code":"internal"`) {
+		t.Errorf("after a panic: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if l := logs.lines(); len(l) != 1 || l[0]["panic"] != "boom" || !strings.Contains(l[0]["stack"].(string), "TestPanicIsA500") {
+		t.Errorf("log: %v", l)
 	}
 }

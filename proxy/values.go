@@ -288,10 +288,11 @@ func readBody(ctx *fasthttp.RequestCtx, max int) error {
 	if n > max {
 		return errBodyTooLarge
 	}
-	if n == 0 || n == -2 {
-		return nil
+	stream := ctx.RequestBodyStream()
+	if n == 0 || n == -2 || stream == nil {
+		return nil // none, or read already (a batch route that passes it on)
 	}
-	body, err := io.ReadAll(&limitedBody{r: ctx.RequestBodyStream(), left: int64(max)})
+	body, err := io.ReadAll(&limitedBody{r: stream, left: int64(max)})
 	if err != nil {
 		return err
 	}
