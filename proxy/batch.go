@@ -296,6 +296,10 @@ func (p *Proxy) valkeyClient(rule *configs.BatchRule) (redis.UniversalClient, er
 		ContextTimeoutEnabled: true,
 		DialerRetries:         1,
 		DisableIdentity:       true,
+		// A pipeline is never sent twice: one that ran but whose reply
+		// was lost, sent again after a later batch, would set its keys
+		// back to older values. Its callers get the error instead.
+		MaxRetries: -1,
 	})
 	p.valkeyClients = append(p.valkeyClients, client)
 	return client, nil
