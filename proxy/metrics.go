@@ -23,13 +23,17 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	upstream   *prometheus.HistogramVec // route
+	upstreamN  *prometheus.CounterVec   // route: DESIGN.md's upstream_requests_total
 	batchItems *prometheus.HistogramVec // route
+	sinkItems  *prometheus.HistogramVec // sink: DESIGN.md's batch_items
 	batchWait  *prometheus.HistogramVec // route
 	sinkErrors *prometheus.CounterVec   // route, sink
 	invLag     prometheus.Histogram
 
-	// upstreamBy is upstream's child per route, made once.
-	upstreamBy map[*route]prometheus.Observer
+	// upstreamBy and upstreamNBy are upstream's and upstreamN's child per
+	// route, made once.
+	upstreamBy  map[*route]prometheus.Observer
+	upstreamNBy map[*route]prometheus.Counter
 }
 
 const metricsNamespace = "sheepdog"
@@ -44,6 +48,15 @@ func newMetrics(p *Proxy, version string, prev *metrics) *metrics {
 			Help:    "Time from sending a request to the app to having its answer's headers, by route.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
+		upstreamN: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "upstream_requests_total",
+			Help: "Calls to the app, by route.",
+		}, []string{"route"}),
+		sinkItems: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "batch_items",
+			Help:    "Items per sink call, by sink (valkey, postgres, http), split retries included.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+		}, []string{"sink"}),
 		batchItems: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "batch_size_items",
 			Help:    "Items per call of a batch route's sink, split retries included.",
@@ -63,20 +76,23 @@ func newMetrics(p *Proxy, version string, prev *metrics) *metrics {
 			Help:    "From another replica's publish of an invalidation to its arrival here.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}),
-		upstreamBy: make(map[*route]prometheus.Observer, len(p.router.routes)),
+		upstreamBy:  make(map[*route]prometheus.Observer, len(p.router.routes)),
+		upstreamNBy: make(map[*route]prometheus.Counter, len(p.router.routes)),
 	}
 	if prev != nil {
-		m.upstream, m.batchItems, m.batchWait, m.sinkErrors, m.invLag = prev.upstream, prev.batchItems, prev.batchWait, prev.sinkErrors, prev.invLag
+		m.upstream, m.upstreamN, m.batchItems, m.sinkItems = prev.upstream, prev.upstreamN, prev.batchItems, prev.sinkItems
+		m.batchWait, m.sinkErrors, m.invLag = prev.batchWait, prev.sinkErrors, prev.invLag
 	}
 	for _, rt := range p.router.routes {
 		m.upstreamBy[rt] = m.upstream.WithLabelValues(rt.name)
+		m.upstreamNBy[rt] = m.upstreamN.WithLabelValues(rt.name)
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "build_info", Help: "Always 1: the version that runs.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	build.Set(1)
-	m.reg.MustRegister(m.upstream, m.batchItems, m.batchWait, m.sinkErrors, m.invLag, build, stateCollector{p})
+	m.reg.MustRegister(m.upstream, m.upstreamN, m.batchItems, m.sinkItems, m.batchWait, m.sinkErrors, m.invLag, build, stateCollector{p})
 	p.cache.OnInvalidationLag(func(d time.Duration) { m.invLag.Observe(d.Seconds()) })
 	return m
 }
@@ -86,6 +102,7 @@ func newMetrics(p *Proxy, version string, prev *metrics) *metrics {
 func (m *metrics) observeUpstream(rt *route, d time.Duration) {
 	if o := m.upstreamBy[rt]; o != nil {
 		o.Observe(d.Seconds())
+		m.upstreamNBy[rt].Inc()
 	}
 }
 
@@ -93,6 +110,7 @@ func (m *metrics) observeUpstream(rt *route, d time.Duration) {
 // its failure, and, with traces on, a span linked to each of its requests.
 func (p *Proxy) flushObserver(route, sink string) func(context.Context, coalesce.FlushInfo) (context.Context, func(error)) {
 	items := p.metrics.batchItems.WithLabelValues(route)
+	sinkItems := p.metrics.sinkItems.WithLabelValues(sink)
 	wait := p.metrics.batchWait.WithLabelValues(route)
 	errs := p.metrics.sinkErrors.WithLabelValues(route, sink)
 	var trace func(context.Context, coalesce.FlushInfo) (context.Context, func(error))
@@ -101,6 +119,7 @@ func (p *Proxy) flushObserver(route, sink string) func(context.Context, coalesce
 	}
 	return func(ctx context.Context, f coalesce.FlushInfo) (context.Context, func(error)) {
 		items.Observe(float64(f.Items))
+		sinkItems.Observe(float64(f.Items))
 		wait.Observe(f.Wait.Seconds())
 		var endSpan func(error)
 		if trace != nil {
@@ -147,6 +166,8 @@ var (
 	descRequests      = desc("requests_total", "Answers by route and status class (unrouted: route \"\").", "route", "code")
 	descCacheRequests = desc("cache_requests_total", "Answers on cache routes by how the cache served them.", "route", "status")
 	descCoalesced     = desc("coalesced_waiters_total", "Requests answered by another request's upstream fetch: upstream calls saved.", "route")
+	descCoalescedAll  = desc("coalesced_total", "coalesced_waiters_total over every route, DESIGN.md's name.")
+	descCacheHits     = desc("cache_hits_total", "Fresh cache hits, by tier (l1, l2), DESIGN.md's name.", "tier")
 	descL1Hits        = desc("l1_hits_total", "L1 (in-process) cache hits.")
 	descL1Misses      = desc("l1_misses_total", "L1 cache misses.")
 	descL1Evictions   = desc("l1_evictions_total", "Entries L1 pushed out to make room.")
@@ -184,10 +205,14 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descRequests, s.classes[i].Load(), route, string(rune('1'+i))+"xx")
 		}
 	}
+	var hitsL1, hitsL2, coalesced uint64 // over every route, for DESIGN.md's names
 	for _, rt := range p.router.routes {
 		requests(rt.name, rt.stats)
 		if rt.cache != nil {
 			s := rt.stats
+			hitsL1 += s.hitsL1.Load()
+			hitsL2 += s.hitsL2.Load()
+			coalesced += s.coalesced.Load()
 			for _, o := range []struct {
 				status string
 				n      uint64
@@ -206,6 +231,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	requests("", p.unrouted)
+	counter(descCacheHits, hitsL1, "l1")
+	counter(descCacheHits, hitsL2, "l2")
+	counter(descCoalescedAll, coalesced)
 
 	cs := p.cache.Stats()
 	counter(descL1Hits, cs.L1.Hits)

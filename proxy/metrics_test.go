@@ -94,6 +94,7 @@ func TestMetricsFamilies(t *testing.T) {
 		"sheepdog_postgres_pool_connections", "sheepdog_invalidations_sent_total", "sheepdog_invalidations_received_total",
 		"sheepdog_invalidation_failures_total", "sheepdog_invalidation_lag_seconds", "sheepdog_build_info",
 		"sheepdog_invalidation_tags_retried_total", "sheepdog_invalidation_tags_lost_total",
+		"sheepdog_cache_hits_total", "sheepdog_coalesced_total", // DESIGN.md's names
 	} {
 		if s[name] == nil {
 			// Vectors appear once a child exists: touch them first.
@@ -174,6 +175,9 @@ func TestMetricsReads(t *testing.T) {
 	moved(t, before, after, 1+1+70+200, "sheepdog_cache_requests_total", "route", "products", "status", "miss")
 	moved(t, before, after, 19, "sheepdog_cache_requests_total", "route", "products", "status", "collapsed")
 	moved(t, before, after, 19, "sheepdog_coalesced_waiters_total", "route", "products")
+	moved(t, before, after, 19, "sheepdog_coalesced_total")
+	moved(t, before, after, 1, "sheepdog_cache_hits_total", "tier", "l1")
+	moved(t, before, after, 1+1+70+200, "sheepdog_upstream_requests_total", "route", "products")
 	// Each answer has one status: they add up to the answers.
 	answers := after.value("sheepdog_requests_total", "route", "products", "code", "2xx") -
 		max(before.value("sheepdog_requests_total", "route", "products", "code", "2xx"), 0)
@@ -271,6 +275,7 @@ func TestMetricsWrites(t *testing.T) {
 	after := scrapeMetrics(t, admin)
 	moved(t, before, after, 1, "sheepdog_batch_refused_total", "route", "slow-store")
 	moved(t, before, after, 1, "sheepdog_batch_size_items", "route", "store-memory")
+	moved(t, before, after, 1, "sheepdog_batch_items", "sink", "http")
 	moved(t, before, after, 1, "sheepdog_batch_wait_seconds", "route", "store-memory")
 	moved(t, before, after, 1, "sheepdog_sink_errors_total", "route", "broken-store", "sink", "http")
 	moved(t, before, after, 1, "sheepdog_postgres_pool_connections", "state", "total")
