@@ -313,6 +313,16 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:8: routes[0](w).batch.table: applies only to postgres sinks"},
 		},
 		{
+			name: "postgres when_down unknown",
+			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres: {dsn: postgres://x}\nroutes:\n  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: postgres\n      table: orders\n      columns: {id: \"{id:o_}\"}\n      when_down: retry\n",
+			want: []string{`bad.yaml:10: routes[0](w).batch.when_down: want fail (answer 503) or pass (to the app), got "retry"`},
+		},
+		{
+			name: "when_down of another sink",
+			yaml: head + "  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: http\n      url: /batch\n      when_down: pass\n",
+			want: []string{"bad.yaml:8: routes[0](w).batch.when_down: applies only to postgres sinks"},
+		},
+		{
 			name: "postgres sink without table and columns",
 			yaml: "upstream: {url: http://127.0.0.1:3001}\npostgres: {dsn: postgres://x}\nroutes:\n  - name: w\n    match: {method: POST, path: /w}\n    batch:\n      sink: postgres\n",
 			want: []string{

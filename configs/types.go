@@ -255,7 +255,17 @@ type BatchRule struct {
 	Columns map[string]string `yaml:"columns"`
 	// Returning maps answer fields to returned columns (sink postgres).
 	Returning map[string]string `yaml:"returning"`
+	// WhenDown says what a write does while PostgreSQL cannot be reached
+	// (sink postgres): fail, a 503 (the default), or pass, to the app's
+	// own route, which writes it itself.
+	WhenDown string `yaml:"when_down"`
 }
+
+// The values of a postgres sink's when_down.
+const (
+	WhenDownFail = "fail"
+	WhenDownPass = "pass"
+)
 
 // The sinks a batch route can flush into.
 const (

@@ -394,7 +394,7 @@ var sinkKeys = []struct {
 }{
 	{SinkHTTP, []string{"url", "wrap", "split"}},
 	{SinkValkey, []string{"op", "key", "value", "ttl", "ttl_default", "addrs"}},
-	{SinkPostgres, []string{"table", "columns", "returning"}},
+	{SinkPostgres, []string{"table", "columns", "returning", "when_down"}},
 }
 
 func (v validator) batchRule(bk string, b *BatchRule, sc scope, l2Addrs []string) {
@@ -509,6 +509,9 @@ func (v validator) postgresSink(bk string, b *BatchRule, sc scope) {
 			v.problem(ck, "bad column name %q (want a plain SQL identifier)", col)
 		}
 		v.template(ck, b.Columns[col], sc, true)
+	}
+	if w := b.WhenDown; w != "" && w != WhenDownFail && w != WhenDownPass {
+		v.problem(bk+".when_down", "want fail (answer 503) or pass (to the app), got %q", w)
 	}
 	for _, field := range slices.Sorted(maps.Keys(b.Returning)) {
 		rk := bk + ".returning." + field

@@ -42,6 +42,9 @@ type batchRoute struct {
 	// the answer fields that the returned columns fill.
 	columns   []configs.Template
 	returning []returnField
+	// passWhenDown sends a write to the app's own route when PostgreSQL
+	// could not be reached (when_down: pass), instead of a 503.
+	passWhenDown bool
 
 	// passThrough is set once the postgres sink's table turns out not to
 	// exist in its database: then the route's writes go to the app, as
@@ -197,6 +200,7 @@ func (p *Proxy) buildPostgres(b *batchRoute, route string, rule *configs.BatchRu
 	if err != nil {
 		return err
 	}
+	b.passWhenDown = rule.WhenDown == configs.WhenDownPass
 	cols := slices.Sorted(maps.Keys(rule.Columns))
 	for _, col := range cols {
 		t, err := parseBatchTemplate("columns."+col, rule.Columns[col])

@@ -40,6 +40,7 @@ type batchOptions struct {
 	storeMemory string
 	dsn         string
 	table       string // the create-order table, if not the test's own
+	orders      string // more keys of create-order's batch block, as "key: value"
 }
 
 func newBatchRig(t *testing.T, opt batchOptions) *batchRig {
@@ -91,11 +92,12 @@ routes:
       columns: {order_id: "{id:order_}", user_id: "{body.user_id}", items: "{body.items}",
                 total_amount: "{body.total_amount}", status: "{body.status||pending}"}
       returning: {orderId: order_id}
+      %s
     invalidates: ["orders:{body.user_id}"]
   - name: everything-else
     match: {path_prefix: /}
     pass: {}
-`, originAddr, dsn, r.prefix, addr, r.prefix, addr, r.prefix, addr, r.prefix, addr, opt.storeMemory, table)
+`, originAddr, dsn, r.prefix, addr, r.prefix, addr, r.prefix, addr, r.prefix, addr, opt.storeMemory, table, opt.orders)
 	cfg, err := configs.Parse("batch-test.yaml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -494,6 +496,20 @@ func TestBatchPostgresDown(t *testing.T) {
 	}
 	if h := r.health(t); h.Status != stateDegraded || h.Dependencies["postgres"].State != stateDown {
 		t.Errorf("health %+v: want degraded, postgres down", h)
+	}
+}
+
+// TestBatchPostgresDownPasses: with when_down: pass, a write PostgreSQL
+// cannot take goes to the app's own route, which answers it, instead of
+// Sheepdog's 503 (the simulated app here has no database of its own, and
+// answers its own 500).
+func TestBatchPostgresDownPasses(t *testing.T) {
+	closed := servicetest.FreeAddr(t)
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms", orders: "when_down: pass",
+		dsn: "postgres://postgres@" + closed + "/test?sslmode=disable&connect_timeout=1"})
+	_, answer, _ := r.post(t, "/api/vultr/postgres/orders", `{"user_id":"u","items":[],"total_amount":1}`)
+	if strings.Contains(string(answer), codeStoreUnavailable) || !strings.Contains(string(answer), "Failed to create order") {
+		t.Errorf("PostgreSQL down, when_down pass: %s, want the app's own answer", answer)
 	}
 }
 

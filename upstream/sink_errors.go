@@ -24,6 +24,11 @@ func storeError(what string, err error) error {
 	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
 }
 
+// ErrNotReached marks a batch that never reached its store (no
+// connection could be had): nothing of it was written, so its items may
+// be sent elsewhere. It comes with ErrUnavailable.
+var ErrNotReached = errors.New("store not reached")
+
 // ErrAnswerUnreadable marks a batch that its store or endpoint took (a 2xx
 // answer, a committed statement) but whose answer cannot be read or
 // matched to its items: cut short, too long, not JSON, or miscounted.

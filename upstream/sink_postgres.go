@@ -190,7 +190,7 @@ func (s *PostgresSink) Flush(ctx context.Context, items []PostgresItem) ([]Postg
 	conn, err := s.pool.Acquire(ctx)
 	s.waiting.Add(-1)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, fmt.Errorf("%w (%w)", s.fail(err), ErrNotReached)
 	}
 	defer conn.Release()
 	if known == nil {
