@@ -91,6 +91,8 @@ func (r *retryTags) sent(tags []string, start int64) {
 // woken, and then with backoff while Valkey keeps refusing them.
 func (c *Cache) runRetries(ctx context.Context) {
 	defer close(c.retryDone)
+	var warned time.Time // the last warning of tags given up
+	lost := 0            // tags given up since
 	for {
 		select {
 		case <-c.retry.wake:
@@ -103,8 +105,14 @@ func (c *Cache) runRetries(ctx context.Context) {
 			tags, expired := c.retry.due(start)
 			if expired > 0 {
 				c.stats.invalidationsLost.Add(uint64(expired))
-				c.log.Warn("invalidations not sent within the retry window; other replicas may answer from older entries until they expire",
-					"tags", expired, "window", retryFor.String())
+				lost += expired
+				// One line a minute at most while an outage goes on,
+				// with the tags given up since the last.
+				if now := time.Now(); now.Sub(warned) >= time.Minute {
+					c.log.Warn("invalidations not sent within the retry window; other replicas may answer from older entries until they expire",
+						"tags", lost, "window", retryFor.String())
+					warned, lost = now, 0
+				}
 			}
 			if len(tags) == 0 {
 				break
