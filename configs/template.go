@@ -116,10 +116,12 @@ func parsePlaceholder(in string) (Part, error) {
 	if !ok {
 		return Part{}, fmt.Errorf("{%s}: want {path.X}, {query.X}, {header.X}, {body.X}, {body} or {id:PREFIX}", in)
 	}
-	name, def, or := strings.Cut(ref, "||")
-	hasDef := or
-	if !or {
-		name, def, hasDef = strings.Cut(ref, "=")
+	// Whichever comes first, = or ||, starts the default: the rest is
+	// its text, bars or equals signs included.
+	name, def, hasDef := strings.Cut(ref, "=")
+	or := false
+	if i := strings.Index(ref, "||"); i >= 0 && (!hasDef || i < len(name)) {
+		name, def, hasDef, or = ref[:i], ref[i+2:], true, true
 	}
 	if err := checkName(Source(src), name); err != nil {
 		return Part{}, fmt.Errorf("{%s}: %w", in, err)

@@ -19,6 +19,8 @@ func TestParseTemplate(t *testing.T) {
 		{in: "{query.q=}", want: Template{{Source: SourceQuery, Name: "q", HasDefault: true}}},
 		{in: "{body.status||pending}", want: Template{{Source: SourceBody, Name: "status", Default: "pending", HasDefault: true, OrDefault: true}}},
 		{in: "{body.note||a=b}", want: Template{{Source: SourceBody, Name: "note", Default: "a=b", HasDefault: true, OrDefault: true}}},
+		{in: "{query.q=a||b}", want: Template{{Source: SourceQuery, Name: "q", Default: "a||b", HasDefault: true}}},
+		{in: "{query.sep=||}", want: Template{{Source: SourceQuery, Name: "sep", Default: "||", HasDefault: true}}},
 		{in: "{body.user.id}", want: Template{{Source: SourceBody, Name: "user.id"}}},
 		{in: "{body.items.0}", want: Template{{Source: SourceBody, Name: "items.0"}}},
 		{in: "{body}", want: Template{{Source: SourceBody}}},

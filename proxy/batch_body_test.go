@@ -21,6 +21,7 @@ func TestBatchBodyAppRefuses(t *testing.T) {
 		{"application/json", `null`},
 		{"application/json", `42`},
 		{"application/json; charset=latin1", `{"userId":"u"}`},
+		{"application/json; charset=utf8", `{"userId":"u"}`}, // body-parser wants "utf-"
 		{"application/json", "\xEF\xBB\xBF{\"userId\":\"u\"}"},
 	} {
 		path := "/api/vultr/valkey/session/bodies-" + string(rune('a'+i))

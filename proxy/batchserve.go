@@ -219,8 +219,7 @@ func (p *Proxy) batchPostgres(wctx context.Context, ctx *fasthttp.RequestCtx, rt
 		}
 	}
 	res, err := b.postgres.Submit(wctx, item)
-	notReached := errors.Is(err, upstream.ErrNotReached) && errors.Is(err, upstream.ErrUnavailable)
-	if errors.Is(err, errNoTable) || (notReached && b.passWhenDown) {
+	if errors.Is(err, errNoTable) || (errors.Is(err, upstream.ErrNotReached) && b.passWhenDown) {
 		// The table is not there, or PostgreSQL could not be reached
 		// and the route says to pass: nothing was written, and the app
 		// writes it. The body was read whole and is sent as it came.

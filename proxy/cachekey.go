@@ -137,8 +137,11 @@ func utf8Charset(ct []byte) bool {
 	for p := range bytes.SplitSeq(params, []byte(";")) {
 		name, v, _ := bytes.Cut(bytes.TrimSpace(p), []byte("="))
 		if bytes.EqualFold(bytes.TrimSpace(name), []byte("charset")) {
+			// body-parser refuses any charset not starting "utf-" (utf8
+			// included, 415) and decodes the others: only UTF-8 is read
+			// here as the app reads it.
 			v = bytes.Trim(bytes.TrimSpace(v), `"`)
-			return bytes.EqualFold(v, []byte("utf-8")) || bytes.EqualFold(v, []byte("utf8"))
+			return bytes.EqualFold(v, []byte("utf-8"))
 		}
 	}
 	return true

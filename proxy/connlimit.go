@@ -33,9 +33,10 @@ var overLimitAnswer = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: cl
 // limitListener accepts at most max open connections.
 type limitListener struct {
 	net.Listener
-	max     int64
-	open    atomic.Int64
-	refused atomic.Uint64
+	max       int64
+	open      atomic.Int64
+	refused   atomic.Uint64
+	lingering atomic.Int64 // refusals being answered
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -49,9 +50,23 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.open.Add(-1)
 		l.refused.Add(1)
-		go refuse(c)
+		if l.lingering.Add(1) > maxLingering {
+			// A flood: no goroutine or descriptor held for it.
+			l.lingering.Add(-1)
+			_ = c.Close()
+			continue
+		}
+		go func() {
+			defer l.lingering.Add(-1)
+			refuse(c)
+		}()
 	}
 }
+
+// maxLingering bounds the refused connections answered at once; past it,
+// a refused connection is closed without an answer, so a flood over the
+// limit cannot hold more descriptors than this.
+const maxLingering = 64
 
 // refuse answers a connection over the limit and closes it, without
 // holding up Accept. The close lingers: the client's request, unread,

@@ -68,7 +68,9 @@ func (p *Proxy) logAnswered(route, method, path string, n errorNote) {
 	if n.status < 500 {
 		return
 	}
-	p.errLog.note(n.code+"\x00"+n.cause, func(repeats int) {
+	// Addresses and ports (a reset's local port) are left out of what
+	// counts as the same error.
+	p.errLog.note(n.code+"\x00"+withoutDigits(n.cause), func(repeats int) {
 		p.log.Error("answered with an error", "status", n.status, "code", n.code, "message", n.msg,
 			"cause", n.cause, "route", route, "method", method, "path", path, "repeats", repeats)
 	})
@@ -77,13 +79,18 @@ func (p *Proxy) logAnswered(route, method, path string, n errorNote) {
 // logLibrary logs a line fasthttp wrote, once: its lines name client
 // addresses and ports, which are left out of what counts as the same.
 func (p *Proxy) logLibrary(msg string) {
-	key := strings.Map(func(r rune) rune {
+	p.errLog.note("fasthttp\x00"+withoutDigits(msg), func(repeats int) {
+		p.log.Warn(msg, "component", "fasthttp", "repeats", repeats)
+	})
+}
+
+// withoutDigits drops the digits of s: what an error's text says without
+// the addresses, ports and counts that differ from one time to the next.
+func withoutDigits(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r >= '0' && r <= '9' {
 			return -1
 		}
 		return r
-	}, msg)
-	p.errLog.note("fasthttp\x00"+key, func(repeats int) {
-		p.log.Warn(msg, "component", "fasthttp", "repeats", repeats)
-	})
+	}, s)
 }

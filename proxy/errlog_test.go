@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -87,5 +89,58 @@ func TestErrorsLoggedOnce(t *testing.T) {
 	}
 	if answered != 1 || library != 1 {
 		t.Errorf("%d lines for 5 failures alike and %d for 3 malformed requests, want 1 and 1:\n%v", answered, library, logs.lines())
+	}
+}
+
+// TestResetOutageLoggedOnce: an app that resets its connections fails
+// each request with an error naming its own local port; they are one
+// error, and one line (from a review's test).
+func TestResetOutageLoggedOnce(t *testing.T) {
+	app := listen(t)
+	go func() {
+		for {
+			c, err := app.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReader(c)
+				for {
+					if l, err := br.ReadString('\n'); err != nil || l == "\r\n" {
+						break
+					}
+				}
+				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"))
+				time.Sleep(20 * time.Millisecond)
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close() // a reset
+			}()
+		}
+	}()
+	var logs syncBuffer
+	p, err := New(testConfig(t, app.Addr().String(), ""), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, adminLn := listen(t), listen(t)
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln, adminLn) }()
+	defer stopProxy(t, p, done)
+	c := rawClient(ln.Addr().String())
+	for range 5 {
+		resp := get(t, c, "POST", "/api/x", "body", "{}")
+		if resp.StatusCode() < 500 {
+			t.Fatalf("status %d", resp.StatusCode())
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	var causes []string
+	for _, l := range logs.lines() {
+		if l["msg"] == "answered with an error" {
+			causes = append(causes, l["cause"].(string))
+		}
+	}
+	if len(causes) != 1 {
+		t.Errorf("%d lines for 5 failures alike, want 1:\n%s", len(causes), strings.Join(causes, "\n"))
 	}
 }

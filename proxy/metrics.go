@@ -205,7 +205,8 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descRequests, s.classes[i].Load(), route, string(rune('1'+i))+"xx")
 		}
 	}
-	var hitsL1, hitsL2, coalesced uint64 // over every route, for DESIGN.md's names
+	// Over every route, those a reload removed included, for DESIGN.md's names.
+	hitsL1, hitsL2, coalesced := p.dropped.hitsL1.Load(), p.dropped.hitsL2.Load(), p.dropped.coalesced.Load()
 	for _, rt := range p.router.routes {
 		requests(rt.name, rt.stats)
 		if rt.cache != nil {

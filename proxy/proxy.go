@@ -54,6 +54,7 @@ type Proxy struct {
 	board         *healthBoard    // /health's memory beyond the upstream probe
 	errors        *errorRing      // the last errors answered, for /stats
 	errLog        *errLog         // when each error was last logged
+	dropped       *droppedTotals  // counts of routes a reload removed, for the summed metrics
 
 	// Traces: tracer is nil when they are off. ownTracer is the
 	// provider New built from telemetry.traces, shut down by Shutdown.
@@ -167,6 +168,7 @@ func newGeneration(cfg *configs.Config, log *slog.Logger, prev *Proxy, opts ...O
 		unrouted:  new(routeStats),
 		errors:    new(errorRing),
 		errLog:    new(errLog),
+		dropped:   new(droppedTotals),
 		invFailed: new(atomic.Uint64),
 		version:   "dev",
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,7 @@ func (p *Proxy) inherit(prev *Proxy) {
 	p.unrouted = prev.unrouted
 	p.errors = prev.errors
 	p.errLog = prev.errLog
+	p.dropped = prev.dropped
 	p.invFailed = prev.invFailed
 	p.status = prev.status
 	p.tracer, p.propagator = prev.tracer, prev.propagator
@@ -190,6 +192,11 @@ func (p *Proxy) Reload() error {
 	}
 	if next.cache == cur.cache {
 		cur.ownsCache, next.ownsCache = false, true
+	}
+	for _, old := range cur.router.routes {
+		if !slices.ContainsFunc(next.router.routes, func(rt *route) bool { return rt.stats == old.stats }) {
+			p.dropped.add(old.stats) // so counters summed over routes never go down
+		}
 	}
 	if cur.drained == nil {
 		cur.drained = make(chan struct{}) // the first generation's
@@ -326,4 +333,17 @@ func (s *reloadStatus) state() ConfigState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return ConfigState{File: s.file, LoadedAt: s.loaded, Reloads: s.reloads, Error: s.err, ErrorAt: s.errAt}
+}
+
+// droppedTotals keeps what the routes a reload removed had counted, so
+// that counters summed over routes (sheepdog_cache_hits_total,
+// sheepdog_coalesced_total) never go down.
+type droppedTotals struct {
+	hitsL1, hitsL2, coalesced atomic.Uint64
+}
+
+func (d *droppedTotals) add(s *routeStats) {
+	d.hitsL1.Add(s.hitsL1.Load())
+	d.hitsL2.Add(s.hitsL2.Load())
+	d.coalesced.Add(s.coalesced.Load())
 }

@@ -292,3 +292,22 @@ func TestShutdownWithReloadQueued(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 }
+
+// TestReloadKeepsSummedCounters: a reload that removes a cache route does
+// not take its hits out of sheepdog_cache_hits_total, a counter, which
+// Prometheus would read as a reset (from a review's test).
+func TestReloadKeepsSummedCounters(t *testing.T) {
+	r := newReloadRig(t, reloadRoutesV1)
+	r.xcache(t, "/a")
+	if _, x := r.xcache(t, "/a"); x != "HIT" {
+		t.Fatalf("X-Cache %q", x)
+	}
+	before := scrapeMetrics(t, r.admin.Addr).value("sheepdog_cache_hits_total", "tier", "l1")
+	r.write(t, "\n  - {name: b, match: {method: GET, path: /b}, pass: {}}\n")
+	if status, body := r.reload(t); status != 200 {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	if after := scrapeMetrics(t, r.admin.Addr).value("sheepdog_cache_hits_total", "tier", "l1"); after < before || before < 1 {
+		t.Errorf("sheepdog_cache_hits_total{tier=l1} went from %v to %v across a reload", before, after)
+	}
+}

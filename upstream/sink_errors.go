@@ -25,8 +25,8 @@ func storeError(what string, err error) error {
 }
 
 // ErrNotReached marks a batch that never reached its store (no
-// connection could be had): nothing of it was written, so its items may
-// be sent elsewhere. It comes with ErrUnavailable.
+// connection could be had, refused or timed out): nothing of it was
+// written, so its items may be sent elsewhere.
 var ErrNotReached = errors.New("store not reached")
 
 // ErrAnswerUnreadable marks a batch that its store or endpoint took (a 2xx
