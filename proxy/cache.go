@@ -3,6 +3,9 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,7 +232,7 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 	wait, cancel := context.WithTimeout(waitFrom, p.cfg.Upstream.Timeout)
 	defer cancel()
 	r := p.flight.Do(wait, flightKey(key, &ctx.Request.Header), func(fctx context.Context) (*fetched, error) {
-		return p.fetch(fctx, rt, req, key, tags, versions, path, 0), nil
+		return p.fetchSafely(func() *fetched { return p.fetch(fctx, rt, req, key, tags, versions, path, 0) }), nil
 	})
 	if span != nil {
 		endCoalesce(span, r.Leader, r.Waiters, r.Err)
@@ -347,7 +350,7 @@ func (p *Proxy) refresh(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key,
 		defer p.background.Done()
 		defer p.refreshing.Delete(fk)
 		r := p.flight.Do(from, fk, func(fctx context.Context) (*fetched, error) {
-			return p.fetch(fctx, rt, req, key, tags, versions, path, newerThan), nil
+			return p.fetchSafely(func() *fetched { return p.fetch(fctx, rt, req, key, tags, versions, path, newerThan) }), nil
 		})
 		if !r.Leader {
 			fasthttp.ReleaseRequest(req)
@@ -405,4 +408,20 @@ func render(e *cachelayer.Entry) {
 	h := new(fasthttp.ResponseHeader)
 	appendHeader(h, e)
 	e.SetRendered(h)
+}
+
+// errInternal marks a failure that is Sheepdog's own fault: a 500.
+var errInternal = errors.New("internal error")
+
+// fetchSafely runs a fetch, which runs on the flight's goroutine, not the
+// request's: a panic there would end the process. It becomes a failed
+// fetch (a 500 for its clients) and a logged stack.
+func (p *Proxy) fetchSafely(fetch func() *fetched) (f *fetched) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic in an upstream fetch; its clients answered 500", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			f = &fetched{err: fmt.Errorf("%w: %v", errInternal, r)}
+		}
+	}()
+	return fetch()
 }

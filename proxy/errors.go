@@ -48,6 +48,8 @@ func statusFor(err error) (status int, code, msg string) {
 	var batch *errBatch
 	var se *upstream.StatusError
 	switch {
+	case errors.Is(err, errInternal):
+		return fasthttp.StatusInternalServerError, codeInternal, "internal error"
 	case errors.As(err, &missing):
 		return fasthttp.StatusBadRequest, codeBadRequest, missing.Error()
 	case errors.As(err, &badField):

@@ -142,3 +142,24 @@ func TestPanicIsA500(t *testing.T) {
 		t.Errorf("log: %v", l)
 	}
 }
+
+// TestFetchPanicIsA500: a panic in a fetch, which runs on the flight's
+// goroutine where the handler's recover cannot reach, is a failed fetch
+// answered 500 and a logged stack, not the end of the process.
+func TestFetchPanicIsA500(t *testing.T) {
+	var logs syncBuffer
+	_, originAddr := startOrigin(t)
+	p, err := New(testConfig(t, originAddr, ""), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := p.fetchSafely(func() *fetched { panic("boom") })
+	var ctx fasthttp.RequestCtx
+	fail(&ctx, f.err)
+	if ctx.Response.StatusCode() != 500 || !strings.Contains(string(ctx.Response.Body()), `"code":"internal"`) {
+		t.Errorf("after a fetch's panic: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	if l := logs.lines(); len(l) != 1 || l[0]["panic"] != "boom" {
+		t.Errorf("log: %v", l)
+	}
+}
