@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/style-shepherd/sheepdog/configs"
 )
 
 // syncBuffer is a bytes.Buffer a logger and a test may share.
@@ -39,6 +41,22 @@ func (s *syncBuffer) lines() []map[string]any {
 	return out
 }
 
+// servedWithLogs serves cfg on free ports, its JSON log in logs, until
+// the test ends.
+func servedWithLogs(t *testing.T, cfg *configs.Config) (addr string, logs *syncBuffer) {
+	t.Helper()
+	logs = new(syncBuffer)
+	p, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, adminLn := listen(t), listen(t)
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ln, adminLn) }()
+	t.Cleanup(func() { stopProxy(t, p, done) })
+	return ln.Addr().String(), logs
+}
+
 // TestErrorsLoggedOnce: an app that is down fails every request alike;
 // the log has one JSON line for it, with the cause the client is not
 // shown, however many requests failed. A client's 4xx is not logged. A
@@ -47,16 +65,7 @@ func TestErrorsLoggedOnce(t *testing.T) {
 	down := listen(t)
 	downAddr := down.Addr().String()
 	down.Close() // nothing listens there now
-	var logs syncBuffer
-	p, err := New(testConfig(t, downAddr, ""), slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, adminLn := listen(t), listen(t)
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln, adminLn) }()
-	defer stopProxy(t, p, done)
-	addr := ln.Addr().String()
+	addr, logs := servedWithLogs(t, testConfig(t, downAddr, ""))
 	c := rawClient(addr)
 	for range 5 {
 		resp := get(t, c, "GET", "/api/vultr/health")
@@ -117,16 +126,8 @@ func TestResetOutageLoggedOnce(t *testing.T) {
 			}()
 		}
 	}()
-	var logs syncBuffer
-	p, err := New(testConfig(t, app.Addr().String(), ""), slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, adminLn := listen(t), listen(t)
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln, adminLn) }()
-	defer stopProxy(t, p, done)
-	c := rawClient(ln.Addr().String())
+	addr, logs := servedWithLogs(t, testConfig(t, app.Addr().String(), ""))
+	c := rawClient(addr)
 	for range 5 {
 		resp := get(t, c, "POST", "/api/x", "body", "{}")
 		if resp.StatusCode() < 500 {
