@@ -112,9 +112,6 @@ func NewL2(cfg configs.L2) (*L2, error) {
 		// when to try again.
 		DialerRetries:   1,
 		DisableIdentity: true,
-		// Nor is a command sent again: a retried SET could put back an
-		// older entry after a newer one, and the breaker judges failures.
-		MaxRetries: -1,
 		// RESP2: under RESP3 go-redis peeks before every reply for push
 		// notifications, which L2 never asks for (pub/sub works on both).
 		Protocol: 2,

@@ -115,11 +115,6 @@ func (c *Cache) runRetries(ctx context.Context) {
 				}
 			}
 			if len(tags) == 0 {
-				if lost > 0 { // the outage's last tally, before the queue rests
-					c.log.Warn("invalidations not sent within the retry window; other replicas may answer from older entries until they expire",
-						"tags", lost, "window", retryFor.String())
-					warned, lost = time.Now(), 0
-				}
 				break
 			}
 			if err := c.sendInvalidation(ctx, tags, start); err == nil {

@@ -22,6 +22,7 @@ func TestBatchBodyAppRefuses(t *testing.T) {
 		{"application/json", `42`},
 		{"application/json; charset=latin1", `{"userId":"u"}`},
 		{"application/json; charset=utf8", `{"userId":"u"}`}, // body-parser wants "utf-"
+		{"application/json; charset=utf-8; charset=latin1", `{"userId":"u"}`},
 		{"application/json", "\xEF\xBB\xBF{\"userId\":\"u\"}"},
 	} {
 		path := "/api/vultr/valkey/session/bodies-" + string(rune('a'+i))

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -107,7 +109,16 @@ func anyRepeated(h *fasthttp.RequestHeader, names []string) bool {
 // content-encoded. Otherwise the app ignores it (another type), inflates
 // it, decodes it from another charset, or refuses it (415).
 func appReadsJSON(h *fasthttp.RequestHeader) bool {
-	return isJSONType(h.ContentType()) && utf8Charset(h.ContentType()) && !encoded(h)
+	// A malformed Content-Type, or one that repeats a parameter, is the
+	// app's to read as it will.
+	media, params, err := mime.ParseMediaType(string(h.ContentType()))
+	if err != nil || media != "application/json" || encoded(h) {
+		return false
+	}
+	// body-parser refuses any charset not starting "utf-" (utf8 included,
+	// 415) and decodes the others: only UTF-8 is read here as there.
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
 }
 
 // appReadsOtherwise reports whether express.json() reads a non-empty
@@ -129,22 +140,6 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 func isJSONType(ct []byte) bool {
 	media, _, _ := bytes.Cut(ct, []byte(";"))
 	return bytes.EqualFold(bytes.TrimSpace(media), []byte("application/json"))
-}
-
-// utf8Charset reports whether a Content-Type names no charset or UTF-8.
-func utf8Charset(ct []byte) bool {
-	_, params, _ := bytes.Cut(ct, []byte(";"))
-	for p := range bytes.SplitSeq(params, []byte(";")) {
-		name, v, _ := bytes.Cut(bytes.TrimSpace(p), []byte("="))
-		if bytes.EqualFold(bytes.TrimSpace(name), []byte("charset")) {
-			// body-parser refuses any charset not starting "utf-" (utf8
-			// included, 415) and decodes the others: only UTF-8 is read
-			// here as the app reads it.
-			v = bytes.Trim(bytes.TrimSpace(v), `"`)
-			return bytes.EqualFold(v, []byte("utf-8"))
-		}
-	}
-	return true
 }
 
 // encoded reports whether the request body has a Content-Encoding other

@@ -209,11 +209,13 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	hitsL1, hitsL2, coalesced := p.dropped.hitsL1.Load(), p.dropped.hitsL2.Load(), p.dropped.coalesced.Load()
 	for _, rt := range p.router.routes {
 		requests(rt.name, rt.stats)
+		// Summed whatever the route is now: one that a reload made a
+		// pass route keeps what it counted as a cache route.
+		hitsL1 += rt.stats.hitsL1.Load()
+		hitsL2 += rt.stats.hitsL2.Load()
+		coalesced += rt.stats.coalesced.Load()
 		if rt.cache != nil {
 			s := rt.stats
-			hitsL1 += s.hitsL1.Load()
-			hitsL2 += s.hitsL2.Load()
-			coalesced += s.coalesced.Load()
 			for _, o := range []struct {
 				status string
 				n      uint64

@@ -193,15 +193,15 @@ func (p *Proxy) Reload() error {
 	if next.cache == cur.cache {
 		cur.ownsCache, next.ownsCache = false, true
 	}
+	if cur.drained == nil {
+		cur.drained = make(chan struct{}) // the first generation's
+	}
+	p.live.Store(next)
 	for _, old := range cur.router.routes {
 		if !slices.ContainsFunc(next.router.routes, func(rt *route) bool { return rt.stats == old.stats }) {
 			p.dropped.add(old.stats) // so counters summed over routes never go down
 		}
 	}
-	if cur.drained == nil {
-		cur.drained = make(chan struct{}) // the first generation's
-	}
-	p.live.Store(next)
 	p.status.succeeded()
 	p.log.Info("reloaded", "file", next.cfg.Source, "routes", len(next.cfg.Routes), "cache_kept", next.cache == cur.cache)
 	grace := cur.cfg.Server.ShutdownGrace
