@@ -135,13 +135,6 @@ func appReadsOtherwise(body []byte) bool {
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// isJSONType reports whether a Content-Type is application/json, the one
-// type express.json() reads by default; parameters do not matter.
-func isJSONType(ct []byte) bool {
-	media, _, _ := bytes.Cut(ct, []byte(";"))
-	return bytes.EqualFold(bytes.TrimSpace(media), []byte("application/json"))
-}
-
 // encoded reports whether the request body has a Content-Encoding other
 // than identity: body-parser inflates it, Sheepdog would read the bytes.
 func encoded(h *fasthttp.RequestHeader) bool {

@@ -35,7 +35,6 @@ type limitListener struct {
 	net.Listener
 	max       int64
 	open      atomic.Int64
-	refused   atomic.Uint64
 	lingering atomic.Int64 // refusals being answered
 }
 
@@ -49,7 +48,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return &countedConn{Conn: c, l: l}, nil
 		}
 		l.open.Add(-1)
-		l.refused.Add(1)
 		if l.lingering.Add(1) > maxLingering {
 			// A flood: no goroutine or descriptor held for it.
 			l.lingering.Add(-1)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -226,7 +227,7 @@ routes:
 func TestBodyAppDoesNotReadBypasses(t *testing.T) {
 	addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
 		user := "demo_user"
-		if isJSONType(req.Header.ContentType()) && len(req.Header.Peek("Content-Encoding")) == 0 {
+		if media, _, _ := mime.ParseMediaType(string(req.Header.ContentType())); media == "application/json" && len(req.Header.Peek("Content-Encoding")) == 0 {
 			var b struct{ UserID string }
 			if json.Unmarshal(req.Body(), &b) == nil && b.UserID != "" {
 				user = b.UserID
