@@ -432,7 +432,7 @@ func (e *batchEval) bodyJSON(t configs.Template) (json.RawMessage, bool) {
 		return nil, false
 	}
 	raw, ok := e.rv.rawBodyValue(t[0].JSONPath())
-	if ok && t[0].OrDefault && falsyJSON(raw) {
+	if ok && t[0].OrDefault && !upstream.TruthyJSON(raw) {
 		return nil, false // the default, as text
 	}
 	return raw, ok

@@ -252,20 +252,7 @@ func (rv *requestValues) falsy(p configs.Part, v []byte) bool {
 		return len(v) == 0
 	}
 	raw, ok := rv.rawBodyValue(p.JSONPath())
-	return !ok || falsyJSON(raw)
-}
-
-// falsyJSON reports whether a JSON value is falsy in JavaScript.
-func falsyJSON(raw []byte) bool {
-	raw = bytes.TrimSpace(raw)
-	switch {
-	case len(raw) == 0, string(raw) == "null", string(raw) == "false", string(raw) == `""`:
-		return true
-	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
-		f, err := strconv.ParseFloat(string(raw), 64)
-		return err == nil && f == 0
-	}
-	return false
+	return !ok || !upstream.TruthyJSON(raw)
 }
 
 // evalTags evaluates tag templates into strings.

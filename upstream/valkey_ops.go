@@ -169,7 +169,7 @@ func (o *ValkeyOps) Writes() bool {
 // An array is refused too: ioredis spreads it into extra arguments.
 func SetexTTL(raw json.RawMessage) (seconds int64, refused bool) {
 	raw = bytes.TrimSpace(raw)
-	if !truthyJSON(raw) {
+	if !TruthyJSON(raw) {
 		return 0, false
 	}
 	if raw[0] == '[' {
@@ -182,9 +182,9 @@ func SetexTTL(raw json.RawMessage) (seconds int64, refused bool) {
 	return n, false
 }
 
-// truthyJSON is JavaScript's truthiness of a JSON value; an empty raw is
+// TruthyJSON is JavaScript's truthiness of a JSON value; an empty raw is
 // undefined.
-func truthyJSON(raw []byte) bool {
+func TruthyJSON(raw []byte) bool {
 	if len(raw) == 0 {
 		return false
 	}
