@@ -1,15 +1,18 @@
 package cachelayer
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"hash"
 	"sync"
+
+	"golang.org/x/crypto/blake2b"
 )
 
-// Key identifies one cached answer: the first 16 bytes of a SHA-256 over
-// the request fields that make up the key. It is shown only as hex, and
+// Key identifies one cached answer: the first 16 bytes of a BLAKE2b-256
+// over the request fields that make up the key. BLAKE2b, not SHA-256:
+// both resist collisions, and on CPUs without SHA extensions BLAKE2b
+// hashes a key's 100–200 bytes in about a third of the time, on a path
+// every cache hit takes. It is shown only as hex, and
 // only where an operator asks for it: the fields it was built from never
 // appear in clear.
 type Key [16]byte
@@ -23,10 +26,12 @@ func (k Key) String() string { return hex.EncodeToString(k[:]) }
 // order. The zero value is ready to use; AcquireKeyBuilder reuses builders
 // so that building a key does not allocate.
 type KeyBuilder struct {
-	h       hash.Hash
-	scratch []byte // length prefixes and names, reused
-	sum     []byte // digest, reused
+	stream []byte // the framed fields added since Reset
 }
+
+// maxPooledStream bounds the stream a pooled builder keeps: a key made
+// of a large body's fields does not pin that much memory in the pool.
+const maxPooledStream = 64 << 10
 
 var keyBuilders = sync.Pool{New: func() any { return new(KeyBuilder) }}
 
@@ -39,37 +44,26 @@ func AcquireKeyBuilder() *KeyBuilder {
 }
 
 // ReleaseKeyBuilder returns b to the pool; b must not be used afterwards.
-func ReleaseKeyBuilder(b *KeyBuilder) { keyBuilders.Put(b) }
+func ReleaseKeyBuilder(b *KeyBuilder) {
+	if cap(b.stream) > maxPooledStream {
+		b.stream = nil
+	}
+	keyBuilders.Put(b)
+}
 
 // Reset forgets every field added so far.
-func (b *KeyBuilder) Reset() {
-	if b.h == nil {
-		b.h = sha256.New()
-		return
-	}
-	b.h.Reset()
-}
+func (b *KeyBuilder) Reset() { b.stream = b.stream[:0] }
 
 // Add appends one field. A nil and an empty value are the same field.
 func (b *KeyBuilder) Add(name string, value []byte) {
-	if b.h == nil {
-		b.h = sha256.New()
-	}
-	b.scratch = appendFrame(b.scratch[:0], name, len(value))
-	b.h.Write(b.scratch)
-	b.h.Write(value)
+	b.stream = append(appendFrame(b.stream, name, len(value)), value...)
 }
 
 // Sum returns the key of the fields added since the last Reset. It does
 // not reset the builder.
 func (b *KeyBuilder) Sum() Key {
-	if b.h == nil {
-		b.h = sha256.New()
-	}
-	b.sum = b.h.Sum(b.sum[:0])
-	var k Key
-	copy(k[:], b.sum)
-	return k
+	sum := blake2b.Sum256(b.stream)
+	return Key(sum[:16])
 }
 
 // appendFrame appends what precedes a field's value in the hashed stream:
