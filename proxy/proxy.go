@@ -185,6 +185,8 @@ func newGeneration(cfg *configs.Config, log *slog.Logger, prev *Proxy, opts ...O
 			return nil, err
 		}
 		p.ownsCache = true
+		p.cacheUsers = new(atomic.Int32)
+		p.cacheUsers.Store(1)
 	}
 	// closeOwn undoes what this generation built if a later step fails.
 	closeOwn := func() {

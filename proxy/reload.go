@@ -39,7 +39,12 @@ type generation struct {
 	retired   atomic.Bool               // replaced: no new request enters
 	drained   chan struct{}
 	drainOnce sync.Once
-	ownsCache bool // close the cache on release (it was not handed on)
+	ownsCache bool // the cache was built for this generation, not inherited
+	// cacheUsers counts the generations that use the cache, shared by
+	// them: a kept cache may still serve an older generation's requests
+	// after a newer one that shares it is released; the last to release
+	// closes it.
+	cacheUsers *atomic.Int32
 
 	releaseOnce sync.Once
 	releaseErr  error
@@ -124,7 +129,7 @@ func (p *Proxy) inherit(prev *Proxy) {
 		}
 	}
 	if reflect.DeepEqual(prev.cfg.Cache, p.cfg.Cache) {
-		p.cache = prev.cache // ownership moves in Reload, once this one is sure to serve
+		p.cache = prev.cache // counted as a user in Reload, once this one is sure to serve
 	}
 }
 
@@ -141,7 +146,7 @@ func (g *Proxy) release(ctx context.Context) error {
 		case <-ctx.Done():
 			err = errors.Join(err, ctx.Err())
 		}
-		if g.ownsCache {
+		if g.cacheUsers != nil && g.cacheUsers.Add(-1) == 0 {
 			g.cache.Close()
 		}
 		g.releaseErr = err
@@ -191,7 +196,8 @@ func (p *Proxy) Reload() error {
 		return err
 	}
 	if next.cache == cur.cache {
-		cur.ownsCache, next.ownsCache = false, true
+		next.cacheUsers = cur.cacheUsers
+		next.cacheUsers.Add(1) // until next is released too
 	}
 	if cur.drained == nil {
 		cur.drained = make(chan struct{}) // the first generation's

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
 
 // reloadRig is a Sheepdog serving the config file it reloads, over a raw
@@ -315,5 +316,68 @@ func TestReloadKeepsSummedCounters(t *testing.T) {
 		if after := scrapeMetrics(t, r.admin.Addr).value("sheepdog_cache_hits_total", "tier", "l1"); after < before || before < 1 {
 			t.Errorf("sheepdog_cache_hits_total{tier=l1} went from %v to %v across a reload", before, after)
 		}
+	}
+}
+
+// TestReloadTwiceKeepsSharedCacheForOldest: reload 1 keeps the cache
+// (ownership moves to generation 2), reload 2 changes the cache block.
+// Generation 2 is idle and releases at once, closing the cache that
+// generation 1 still uses for a write under way. That write's
+// invalidation is then lost: L2 keeps the old answer, and the new
+// generation serves it as a HIT after the write was acknowledged.
+func TestReloadTwiceKeepsSharedCacheForOldest(t *testing.T) {
+	redisAddr := servicetest.RedisAddr(t)
+	prefix := servicetest.KeyPrefix(t)
+	origin, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		if string(req.URI().Path()) == "/write" {
+			time.Sleep(400 * time.Millisecond)
+		}
+		body := string(req.URI().Path())
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	routes := `
+  - {name: item, match: {method: GET, path: /item}, cache: {ttl: 60s, tags: [items]}}
+  - {name: write, match: {method: POST, path: /write}, pass: {}, invalidates: [items]}
+`
+	top := func(l1 string) string {
+		return fmt.Sprintf("upstream: {url: \"http://%s\", timeout: 2s}\nadmin: {token: %s}\ncache: {%sl2: {%s}}\n",
+			origin, reloadToken, l1, l2Block(redisAddr, prefix))
+	}
+	r := &reloadRig{path: filepath.Join(t.TempDir(), "reload.yaml"), origin: origin}
+	r.write(t, routes, top(""))
+	cfg, err := configs.Load(r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, addr, admin := startProxy(t, cfg, WithReloader(func() (*configs.Config, error) { return configs.Load(r.path) }))
+	r.p, r.client, r.admin = p, rawClient(addr), rawClient(admin)
+
+	r.xcache(t, "/item")
+	if _, x := r.xcache(t, "/item"); x != "HIT" {
+		t.Fatalf("/item before: X-Cache %q", x)
+	}
+	wrote := make(chan int, 1)
+	go func() {
+		resp := get(t, r.client, "POST", "/write", "body", "{}")
+		wrote <- resp.StatusCode()
+		fasthttp.ReleaseResponse(resp)
+	}()
+	time.Sleep(100 * time.Millisecond) // the write is at the app, in generation 1
+
+	if status, body := r.reload(t); status != 200 { // same file: the cache is kept
+		t.Fatalf("reload 1: %d %s", status, body)
+	}
+	r.write(t, routes, top("l1: {max_bytes: 64MiB}, "))
+	if status, body := r.reload(t); status != 200 {
+		t.Fatalf("reload 2: %d %s", status, body)
+	}
+	if got := <-wrote; got != 200 {
+		t.Fatalf("write: %d", got)
+	}
+	if n := p.invFailed.Load(); n != 0 {
+		t.Errorf("%d invalidations failed: the cache was closed under generation 1's write", n)
+	}
+	if _, x := r.xcache(t, "/item"); x == "HIT" {
+		t.Errorf("/item after an acknowledged write that invalidates it: X-Cache HIT (stale)")
 	}
 }
