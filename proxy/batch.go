@@ -222,8 +222,25 @@ func (p *Proxy) buildPostgres(b *batchRoute, route string, rule *configs.BatchRu
 		return err
 	}
 	b.pgSink = sink
-	b.postgres, err = coalesce.NewBatcher(cfg, nil, p.postgresFlush(b, sink, route))
+	b.postgres, err = coalesce.NewBatcher(cfg, postgresItemSize, p.postgresFlush(b, sink, route))
 	return err
+}
+
+// postgresItemSize weighs a row against max_bytes: the bytes of its
+// values, as the statement carries them.
+func postgresItemSize(it upstream.PostgresItem) int {
+	n := 0
+	for _, v := range it.Values {
+		switch v := v.(type) {
+		case string:
+			n += len(v)
+		case json.RawMessage:
+			n += len(v)
+		case []byte:
+			n += len(v)
+		}
+	}
+	return n
 }
 
 // postgresFlush is sink.Flush, except that once the table is found
@@ -263,7 +280,8 @@ func wholeBatch(err error) bool {
 	case errors.Is(err, upstream.ErrUnavailable), errors.Is(err, errNoTable):
 		return true
 	case errors.As(err, &se):
-		return se.Status >= 500 || se.Throttled()
+		// Only a 4xx can name an item; a 3xx or 5xx is the endpoint's.
+		return se.Status < 400 || se.Status >= 500 || se.Throttled()
 	case errors.As(err, &ue):
 		return true
 	}

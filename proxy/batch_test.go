@@ -903,3 +903,114 @@ func TestStoreMemoryRefusedAsApp(t *testing.T) {
 		t.Errorf("Sheepdog %d %s\napp      %d %s", px.StatusCode(), px.Body(), app.StatusCode(), app.Body())
 	}
 }
+
+// TestBatchShutdownGraceAbortsHTTPFlush: a batch call to an app that does
+// not answer is given up when shutdown's grace runs out: Shutdown returns
+// soon after the grace, not an upstream timeout later, and the caller is
+// answered 502 (its write may have landed), not left to the timeout.
+func TestBatchShutdownGraceAbortsHTTPFlush(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	origin, asked := startRawOriginFunc(t, func(*fasthttp.Request) (string, bool) {
+		<-release
+		return "HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"results\":[1]}", true
+	})
+	cfg, err := configs.Parse("grace.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 4s}
+routes:
+  - name: store-memory
+    match: {method: POST, path: /api/raindrop/store-memory}
+    batch: {sink: http, url: /batch, max_wait: 5ms}
+`, origin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, addr, served := serveUntilShutdown(t, cfg)
+	c := rawClient(addr)
+	type answer struct {
+		status int
+		code   string
+		at     time.Time
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp := get(t, c, "POST", "/api/raindrop/store-memory", "body", `{"text":"t"}`)
+		got <- answer{resp.StatusCode(), string(resp.Body()), time.Now()}
+		fasthttp.ReleaseResponse(resp)
+	}()
+	for deadline := time.Now().Add(2 * time.Second); asked.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch never reached the app")
+		}
+	}
+
+	const grace = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	start := time.Now()
+	p.Shutdown(ctx) //nolint:errcheck // the grace runs out: that is the test
+	if took := time.Since(start); took > grace+700*time.Millisecond {
+		t.Errorf("Shutdown took %v with a grace of %v", took.Round(time.Millisecond), grace)
+	}
+	select {
+	case a := <-got:
+		if a.status != fasthttp.StatusBadGateway {
+			t.Errorf("the caller got %d %s, want 502", a.status, a.code)
+		}
+		if d := a.at.Sub(start); d > grace+700*time.Millisecond {
+			t.Errorf("the caller was answered %v after shutdown began (grace %v)", d.Round(time.Millisecond), grace)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the caller was never answered")
+	}
+	<-served
+}
+
+// TestBatchPostgresMaxBytes: a postgres route's max_bytes bounds its
+// batches as every other sink's does. Each order here is over half of
+// max_bytes, so no batch may hold two.
+func TestBatchPostgresMaxBytes(t *testing.T) {
+	r := newBatchRig(t, batchOptions{storeMemory: "max_wait: 2ms",
+		orders: "max_bytes: 150\n      max_items: 1000\n      max_wait: 200ms"})
+	const body = `{"user_id":"user_1","items":[{"product_id":"p1","quantity":2,"price":19.99,"size":"M"}],"total_amount":39.98}`
+	const n = 20
+	burst(n, func(int) {
+		if status, answer, _ := r.post(t, "/api/vultr/postgres/orders", body); status != 200 {
+			t.Errorf("order: %d %s", status, answer)
+		}
+	})
+	s := r.batchStats(t, "create-order")
+	if s.Items != n || s.Batches != n {
+		t.Errorf("%d items in %d batches (mean %.1f): max_bytes 150 holds one order of %d bytes a batch",
+			s.Items, s.Batches, s.MeanBatch, len(body))
+	}
+}
+
+// TestBatchEndpointRedirectNotSplit: a batch endpoint that answers a
+// redirect says nothing about any item: the batch is not split into
+// more calls, each failing the same way; every caller gets 502.
+func TestBatchEndpointRedirectNotSplit(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	cfg, err := configs.Parse("endpoint.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: store-memory
+    match: {method: POST, path: /api/raindrop/store-memory}
+    batch: {sink: http, url: "/__origin/echo?status=307", max_wait: 20ms}
+`, originAddr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr, adminAddr := startProxy(t, cfg)
+	c := rawClient(addr)
+	const n = 20
+	burst(n, func(i int) {
+		resp := get(t, c, "POST", "/api/raindrop/store-memory", "body", fmt.Sprintf(`{"text":"t%d"}`, i))
+		defer fasthttp.ReleaseResponse(resp)
+		errorBody(t, resp, 502, codeBatchFailed)
+	})
+	s := (&batchRig{admin: rawClient(adminAddr)}).batchStats(t, "store-memory")
+	if calls := count(app, "echo"); calls != uint64(s.Batches) {
+		t.Errorf("%d calls for %d batches: a redirect was split", calls, s.Batches)
+	}
+}

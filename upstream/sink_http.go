@@ -89,7 +89,8 @@ func NewHTTPSink(client *Client, path, wrap, split string) *HTTPSink {
 // split into one element per item (ErrAnswerUnreadable: the app may have
 // written the batch, so it is never sent again). ctx is checked
 // before each attempt; an attempt itself is bounded by the upstream
-// timeout.
+// timeout, and given up when ctx ends first (a Close out of time): the
+// batch may have landed, so that is the batch's error and never retried.
 func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPResult, error) {
 	if len(items) == 0 {
 		return []HTTPResult{}, nil
@@ -99,7 +100,12 @@ func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPRe
 		return nil, err
 	}
 	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
+	abandoned := false // an attempt given up on still holds req
+	defer func() {
+		if !abandoned {
+			fasthttp.ReleaseRequest(req)
+		}
+	}()
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(s.path)
 	req.Header.SetHost(s.client.hc.Addr)
@@ -116,7 +122,11 @@ func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPRe
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("batch %s: %w", s.path, err)
 		}
-		status, answer, retryAfter, err = s.post(req)
+		var a postAnswer
+		if a, abandoned = s.postCtx(ctx, req); abandoned {
+			return nil, fmt.Errorf("batch %s: given up waiting for the answer: %w", s.path, ctx.Err())
+		}
+		status, answer, retryAfter, err = a.status, a.body, a.retryAfter, a.err
 		if !retryable(status, err) || attempt == 1 {
 			break
 		}
@@ -167,6 +177,37 @@ func retryable(status int, err error) bool {
 	}
 	var op *net.OpError
 	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "write")
+}
+
+// postCtx is post, given up when ctx ends first. fasthttp takes no
+// context, so the exchange runs on to its own timeout; abandoned says
+// req is still in its hands and must be neither reused nor released.
+func (s *HTTPSink) postCtx(ctx context.Context, req *fasthttp.Request) (a postAnswer, abandoned bool) {
+	done := make(chan postAnswer, 1)
+	go func() {
+		var a postAnswer
+		a.status, a.body, a.retryAfter, a.err = s.post(req)
+		done <- a
+	}()
+	select {
+	case a = <-done:
+		return a, false
+	case <-ctx.Done():
+		select {
+		case a = <-done: // it came as ctx ended: the answer stands
+			return a, false
+		default:
+			return postAnswer{}, true
+		}
+	}
+}
+
+// postAnswer is what post returns.
+type postAnswer struct {
+	status     int
+	body       []byte
+	retryAfter string
+	err        error
 }
 
 // post sends req and returns the answer's status, body (read whole) and

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/bench/origin/shepherd"
+	"github.com/style-shepherd/sheepdog/coalesce"
 	"github.com/style-shepherd/sheepdog/configs"
 )
 
@@ -398,5 +399,58 @@ func TestHTTPSinkString(t *testing.T) {
 	sink := NewHTTPSink(testClient(t, "127.0.0.1:3001", time.Second), "/api/raindrop/batch-store-memory", "memories", "results")
 	if got := sink.String(); got != "http 127.0.0.1:3001/api/raindrop/batch-store-memory" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// TestHTTPSinkCloseDeadlineAborts: a batch in flight to an endpoint that
+// does not answer is given up when Close's deadline (shutdown_grace)
+// passes: Close returns soon after it, not a whole upstream timeout later,
+// and the caller is told its write failed, not that it timed out upstream.
+func TestHTTPSinkCloseDeadlineAborts(t *testing.T) {
+	addr, accepted := deafOrigin(t, false, "")
+	const upstreamTimeout = 3 * time.Second
+	sink := NewHTTPSink(testClient(t, addr, upstreamTimeout), "/batch", "", "")
+	b, err := coalesce.NewBatcher(coalesce.BatcherConfig{Timeout: upstreamTimeout},
+		func(it json.RawMessage) int { return len(it) }, sink.Flush)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		err error
+		at  time.Time
+	}
+	got := make(chan answer, 1)
+	go func() {
+		_, err := b.Submit(context.Background(), json.RawMessage(`{"text":"a"}`))
+		got <- answer{err, time.Now()}
+	}()
+	for deadline := time.Now().Add(2 * time.Second); accepted.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch never reached the endpoint")
+		}
+	}
+
+	const grace = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	start := time.Now()
+	err = b.Close(ctx)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close = %v, want its deadline's error", err)
+	}
+	if took > grace+500*time.Millisecond {
+		t.Errorf("Close took %v with a grace of %v: the call in flight was not aborted", took.Round(time.Millisecond), grace)
+	}
+	a := <-got
+	if a.err == nil {
+		t.Fatal("Submit succeeded against an endpoint that never answered")
+	}
+	if d := a.at.Sub(start); d > grace+500*time.Millisecond {
+		t.Errorf("the caller was answered %v after Close began (grace %v): %v", d.Round(time.Millisecond), grace, a.err)
+	}
+	var ue *Error
+	if errors.As(a.err, &ue) && ue.Kind == Timeout {
+		t.Errorf("the caller got the upstream timeout (%v), not the shutdown's cancellation", a.err)
 	}
 }
