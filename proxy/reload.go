@@ -176,6 +176,9 @@ func (g *Proxy) retire(grace time.Duration) error {
 // errReloadOff answers /reload on a Proxy built without WithReloader.
 var errReloadOff = errors.New("this Sheepdog has no config file to reload")
 
+// errShuttingDown refuses a reload that comes once shutdown has begun.
+var errShuttingDown = errors.New("shutting down")
+
 // Reload reads the config again and, if it loads, serves it from now on.
 // On error the running config stays; the error names the file and line
 // where the config is at fault.
@@ -186,7 +189,7 @@ func (p *Proxy) Reload() error {
 	stopping := p.stopping
 	p.listenersMu.Unlock()
 	if stopping {
-		return errors.New("shutting down")
+		return errShuttingDown
 	}
 	cur := p.current()
 	next, err := p.nextGeneration(cur)
@@ -292,6 +295,10 @@ func (p *Proxy) serveReload(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if err := p.Reload(); err != nil {
+		if errors.Is(err, errShuttingDown) {
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "shutting_down", "Sheepdog is shutting down: no reload")
+			return
+		}
 		writeError(ctx, fasthttp.StatusUnprocessableEntity, "bad_config", err.Error())
 		return
 	}

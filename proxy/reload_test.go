@@ -183,6 +183,24 @@ func TestReloadRefused(t *testing.T) {
 	}
 }
 
+// TestReloadWhileStopping: a reload asked for once shutdown has begun is
+// a 503 (try again elsewhere), not a bad config.
+func TestReloadWhileStopping(t *testing.T) {
+	r := newReloadRig(t, reloadRoutesV1)
+	r.health(t) // serving: what stopping refuses from now on is the reload
+	r.p.listenersMu.Lock()
+	r.p.stopping = true
+	r.p.listenersMu.Unlock()
+	t.Cleanup(func() {
+		r.p.listenersMu.Lock()
+		r.p.stopping = false
+		r.p.listenersMu.Unlock()
+	})
+	if status, body := r.reload(t); status != fasthttp.StatusServiceUnavailable || !strings.Contains(body, "shutting_down") {
+		t.Errorf("reload while stopping: %d %s; want 503 shutting_down", status, body)
+	}
+}
+
 // TestReloadUnderLoad: reloads while clients keep asking: every request
 // is answered 200, by one config or the next. Run with -race.
 func TestReloadUnderLoad(t *testing.T) {
