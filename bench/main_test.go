@@ -180,14 +180,17 @@ func TestOpenLoopShowsQueueing(t *testing.T) {
 	tests := []struct {
 		name     string
 		rate     string
-		checkP99 func(ms float64) bool
+		checkP50 func(ms float64) bool
 		want     string
 		dropped  bool
 	}{
 		{"a quarter of capacity", "50", func(ms float64) bool { return ms < 10*msOf(service) }, "< 50ms", false},
 		{"twice capacity", "400", func(ms float64) bool { return ms > 13*msOf(service) }, "> 65ms", true},
 	}
-	var p99s []float64
+	// The median, not the p99: a quarter of capacity over 1.5 s is 75
+	// requests, whose p99 is their slowest, one scheduler stall on a
+	// loaded machine (125 ms once in CI, beside other test packages).
+	var p50s []float64
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bench.json")
@@ -204,17 +207,17 @@ func TestOpenLoopShowsQueueing(t *testing.T) {
 			}
 			t.Logf("rate %s/s: served %d, dropped %d, p50 %.1fms, p99 %.1fms",
 				tt.rate, row.Served, row.Dropped, row.Latency.P50, row.Latency.P99)
-			if !tt.checkP99(row.Latency.P99) {
-				t.Errorf("p99 %.1fms, want %s", row.Latency.P99, tt.want)
+			if !tt.checkP50(row.Latency.P50) {
+				t.Errorf("p50 %.1fms, want %s", row.Latency.P50, tt.want)
 			}
 			if (row.Dropped > 0) != tt.dropped {
 				t.Errorf("dropped %d, want dropped: %v", row.Dropped, tt.dropped)
 			}
-			p99s = append(p99s, row.Latency.P99)
+			p50s = append(p50s, row.Latency.P50)
 		})
 	}
-	if len(p99s) == 2 && p99s[1] < 3*p99s[0] {
-		t.Errorf("p99 grew from %.1fms to %.1fms only; want the queue to show", p99s[0], p99s[1])
+	if len(p50s) == 2 && p50s[1] < 3*p50s[0] {
+		t.Errorf("p50 grew from %.1fms to %.1fms only; want the queue to show", p50s[0], p50s[1])
 	}
 }
 

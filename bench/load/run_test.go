@@ -194,7 +194,9 @@ func TestOpenLoopShowsQueueingBeyondCapacity(t *testing.T) {
 	// the ~16 ahead of it (8 at the server, 8 waiting for a client): about
 	// 80ms. Latency counted from the send time, as closed-loop tools count
 	// it, would see only the server's own queue of 8, about 45ms: the
-	// threshold of 65ms tells the two apart.
+	// threshold of 65ms tells the two apart. The checks read the median:
+	// half capacity over 1.5 s is 150 requests, whose p99 is one of the
+	// two slowest, which one scheduler stall on a loaded machine decides.
 	const service = 5 * time.Millisecond
 	var worker sync.Mutex
 	target := serve(t, func(ctx *fasthttp.RequestCtx) {
@@ -205,12 +207,12 @@ func TestOpenLoopShowsQueueingBeyondCapacity(t *testing.T) {
 	tests := []struct {
 		name     string
 		rate     float64
-		checkP99 func(time.Duration) bool
+		checkP50 func(time.Duration) bool
 		want     string
 		dropped  bool
 	}{
-		{"half capacity", 100, func(p99 time.Duration) bool { return p99 < 8*service }, "< 40ms", false},
-		{"twice capacity", 400, func(p99 time.Duration) bool { return p99 > 13*service }, "> 65ms", true},
+		{"half capacity", 100, func(p50 time.Duration) bool { return p50 < 8*service }, "< 40ms", false},
+		{"twice capacity", 400, func(p50 time.Duration) bool { return p50 > 13*service }, "> 65ms", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,8 +225,8 @@ func TestOpenLoopShowsQueueingBeyondCapacity(t *testing.T) {
 			}
 			t.Logf("rate %v: answered %d, dropped %d, p50 %v, p99 %v, max %v",
 				tt.rate, res.Answered, res.Dropped, res.Latency.P50, res.Latency.P99, res.Latency.Max)
-			if !tt.checkP99(res.Latency.P99) {
-				t.Errorf("p99 %v, want %s", res.Latency.P99, tt.want)
+			if !tt.checkP50(res.Latency.P50) {
+				t.Errorf("p50 %v, want %s", res.Latency.P50, tt.want)
 			}
 			if (res.Dropped > 0) != tt.dropped {
 				t.Errorf("dropped %d, want dropped: %v", res.Dropped, tt.dropped)
