@@ -69,3 +69,24 @@ func TestFlushNotes(t *testing.T) {
 		t.Errorf("notes %q", notes)
 	}
 }
+
+// TestWriteChecksCountOnlyWrittenAnswers: a batched row whose every answer
+// is a 5xx wrote nothing, so its throughput of answers must not pass the
+// "batched ÷ single ≥ 5x" criterion, nor ½ of redis-benchmark.
+func TestWriteChecksCountOnlyWrittenAnswers(t *testing.T) {
+	row := func(scenario, target string, rate float64, served uint64, status map[string]uint64) report.Row {
+		return report.Row{Scenario: scenario, Target: target, Throughput: rate, Served: served, Seconds: 1,
+			Status: status, Latency: report.Latency{P50: 1, P99: 2}}
+	}
+	rows := []report.Row{
+		row("postgres/64", targetBatched, 30000, 30000, map[string]uint64{"5xx": 30000}), // fast 503s: nothing inserted
+		row("postgres/64", targetSingle, 5000, 5000, map[string]uint64{"2xx": 5000}),
+		row("valkey/64", targetBatched, 60000, 60000, map[string]uint64{"2xx": 6000, "5xx": 54000}),
+		row("valkey/64", targetRedisBenchmark, 100000, 500000, nil),
+	}
+	for _, c := range writeChecks(rows, []int{64}) {
+		if c.Pass {
+			t.Errorf("%s: PASS at %s, though the batched row's answers were (mostly) 5xx", c.Criterion, c.Measured)
+		}
+	}
+}

@@ -138,9 +138,9 @@ func FuzzKeyBuilder(f *testing.F) {
 
 func BenchmarkKeyBuilder(b *testing.B) {
 	value := []byte("shoes")
-	var n [8]byte
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
+		var n [8]byte // each goroutine's own: shared, every Add wrote it at once
 		for pb.Next() {
 			kb := AcquireKeyBuilder()
 			kb.Add("route", value)
