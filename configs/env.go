@@ -87,9 +87,8 @@ const refOpen, refClose = "\uE000", "\uE001"
 // parses as DESIGN.md writes it. A quoted reference is left to YAML, which
 // unescapes its default as it would any quoted text. A reference stays on
 // its line, so lines do not move; restore puts it back in each scalar
-// before expand. A "$${" (a literal "${"), a reference left open on its
-// line, and a file that already holds the placeholder's characters are
-// left as they are.
+// before expand. A reference left open on its line, and a file that
+// already holds the placeholder's characters, are left as they are.
 func protectEnv(data []byte) ([]byte, envRefs) {
 	if !bytes.Contains(data, []byte("${")) || bytes.Contains(data, []byte(refOpen)) {
 		return data, nil
@@ -99,7 +98,10 @@ func protectEnv(data []byte) ([]byte, envRefs) {
 	for line := range bytes.SplitAfterSeq(data, []byte("\n")) {
 		var q quoteState
 		for i := 0; i < len(line); i++ {
-			if line[i] != '$' || i+1 >= len(line) || line[i+1] != '{' || (i > 0 && line[i-1] == '$') || q.quoted() {
+			// A "$${...}" is protected too, the "$" before it kept: it is
+			// text, and its braces must not end a flow mapping either;
+			// expand makes it a literal "${...}".
+			if line[i] != '$' || i+1 >= len(line) || line[i+1] != '{' || q.quoted() {
 				q.next(line, i)
 				out = append(out, line[i])
 				continue

@@ -87,6 +87,22 @@ func (d *decoder) document(data []byte) (root *yaml.Node, ok bool) {
 	return root, true
 }
 
+// parserProblems are the messages of yaml.v3's parser errors (parserc.go),
+// whose line it reports 0-based; its scanner errors' lines are 1-based.
+var parserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found duplicate %TAG directive":         true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 var (
 	syntaxLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
 	anchorRE     = regexp.MustCompile(`anchor '([^']*)'`)
@@ -101,6 +117,11 @@ func (d *decoder) syntax(err error, data []byte) {
 	if m := syntaxLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
+		if parserProblems[msg] {
+			// yaml.v3 adds 1 to a scanner error's 0-based mark but not
+			// to a parser error's: without this, the line before.
+			line++
+		}
 	} else if m := anchorRE.FindStringSubmatch(msg); m != nil && m[1] != "" {
 		for i, text := range strings.Split(string(data), "\n") {
 			if strings.Contains(text, "&"+m[1]) || strings.Contains(text, "*"+m[1]) {

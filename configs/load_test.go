@@ -425,7 +425,7 @@ func TestParseRejects(t *testing.T) {
 		{
 			name: "syntax error",
 			yaml: "upstream: {url: http://127.0.0.1:3001\nroutes:\n",
-			want: []string{"bad.yaml:1: did not find expected ',' or '}'"},
+			want: []string{"bad.yaml:2: did not find expected ',' or '}'"},
 		},
 		{
 			name: "listen and admin.listen on one address",
@@ -471,7 +471,7 @@ func TestParseRejects(t *testing.T) {
 			// ${ on line 5 used to replace.
 			name: "a syntax error beside a ${ in a flow mapping",
 			yaml: "upstream: {url: http://127.0.0.1:3001}\nroutes:\n  - name: a\n    match: {path: \"/u/{userId}\"}\n    cache: {ttl: 10s, tags: [\"user:{path.userId}:${REGION:-eu}\"]}\n  - name: b\n    match: {path: /b}\n     pass: {}\n",
-			want: []string{"bad.yaml:5: did not find expected key"},
+			want: []string{"bad.yaml:6: did not find expected key"}, // route b's mapping, which line 8 breaks
 		},
 		{
 			name: "every problem in one pass, sorted by line",
@@ -501,5 +501,62 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("errors.As(*Error) = %+v", one)
 			}
 		})
+	}
+}
+
+// A YAML parser error (as opposed to a scanner error) must name the line
+// the problem is on, not the line before it.
+func TestSyntaxErrorLine(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		// unclosed flow mapping opened on line 4
+		{head + catchAll + "admin: {token: x, listen: 127.0.0.1:9901\n", "bad.yaml:4:"},
+		// one } too many on line 4
+		{head + catchAll + "admin: {token: x}}\n", "bad.yaml:4:"},
+		// text after a quoted scalar on line 4
+		{head + catchAll + "admin: {token: 'x' y}\n", "bad.yaml:4:"},
+		// undefined tag handle on line 4
+		{head + catchAll + "listen: !foo!bar x\n", "bad.yaml:4:"},
+	} {
+		_, err := ParseWithEnv("bad.yaml", []byte(c.yaml), noEnv)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q:\n got  %v\n want an error starting %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+// "$${" stands for a literal "${" wherever a ${NAME} may stand, flow
+// mappings included.
+func TestLiteralDollarBraceInFlow(t *testing.T) {
+	cfg, err := ParseWithEnv("f.yaml", []byte(head+catchAll+"admin: {token: $${TEST_SET}}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.Token != "${TEST_SET}" {
+		t.Fatalf("token %q, want ${TEST_SET}", cfg.Admin.Token)
+	}
+}
+
+// A path_prefix route does not take the path it ends with, less its
+// trailing slash: a later path route /api/x/ still takes /api/x, so it is
+// not "never matched".
+func TestPrefixDoesNotShadowSlashlessPath(t *testing.T) {
+	src := "upstream: {url: http://127.0.0.1:3001}\nroutes:\n" +
+		"  - {name: sub, match: {path_prefix: /api/x/}, pass: {}}\n" +
+		"  - {name: x, match: {path: /api/x/}, cache: {ttl: 1s}}\n" + catchAll
+	if _, err := ParseWithEnv("s.yaml", []byte(src), noEnv); err != nil {
+		t.Fatalf("refused a route that takes /api/x: %v", err)
+	}
+}
+
+// A cache route on a method with a body other than POST (SEARCH, QUERY)
+// must key the body too: without key.body the proxy neither forwards the
+// body nor keys on it, so every such request shares one entry.
+func TestBodyMethodCacheNeedsKeyBody(t *testing.T) {
+	for _, m := range []string{"SEARCH", "QUERY"} {
+		src := head + "  - {name: s, match: {method: " + m + ", path: /s}, cache: {ttl: 10s}}\n" + catchAll
+		_, err := ParseWithEnv("b.yaml", []byte(src), noEnv)
+		if err == nil || !strings.Contains(err.Error(), "b.yaml:3: routes[0](s).cache.key.body: required") {
+			t.Errorf("method %s without key.body: got %v, want a key.body error at line 3", m, err)
+		}
 	}
 }

@@ -149,6 +149,10 @@ func shadows(a, b *Route) bool {
 			head = bm.Path
 			if i := strings.IndexByte(head, '{'); i >= 0 {
 				head = head[:i]
+			} else if len(head) > 1 {
+				// The router takes a literal path without its trailing
+				// slash too: /api/x/ takes /api/x.
+				head = strings.TrimSuffix(head, "/")
 			}
 		}
 		return strings.HasPrefix(head, am.PathPrefix)

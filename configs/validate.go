@@ -246,9 +246,12 @@ func (v validator) action(rk string, r *Route) {
 		switch r.Match.Method {
 		case "PUT", "PATCH", "DELETE":
 			v.problem(rk+".match.method", "a cache route answers reads from the cache, and %s writes: use pass or batch", r.Match.Method)
-		case "POST":
+		case "", "GET", "HEAD":
+		default:
+			// POST, or any method that may carry a body (SEARCH, QUERY):
+			// an unkeyed body is neither keyed nor forwarded.
 			if len(r.Cache.Key.Body) == 0 {
-				v.problem(rk+".cache.key.body", "required on a POST cache route: without it every POST shares one entry")
+				v.problem(rk+".cache.key.body", "required on a %s cache route: without it every %s shares one entry", r.Match.Method, r.Match.Method)
 			}
 		}
 	}

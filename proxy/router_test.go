@@ -107,3 +107,18 @@ func BenchmarkRouterMatch(b *testing.B) {
 		}
 	})
 }
+
+// The route the validator once called "never matched" does take a request.
+func TestSlashPathAfterPrefixMatches(t *testing.T) {
+	r, err := newRouter([]configs.Route{
+		{Name: "sub", Match: configs.Match{PathPrefix: "/api/x/"}, Pass: &configs.PassRule{}},
+		{Name: "x", Match: configs.Match{Path: "/api/x/"}, Pass: &configs.PassRule{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Params
+	if rt := r.match([]byte("GET"), []byte("/api/x"), &p); rt == nil || rt.name != "x" {
+		t.Fatalf("GET /api/x matched %v, want route x", rt)
+	}
+}
