@@ -796,31 +796,15 @@ func TestBatchEndpointThrottled(t *testing.T) {
 	for range 100 { // the limiter's whole window, from this address
 		fasthttp.ReleaseResponse(get(t, direct, "GET", "/api/vultr/health"))
 	}
-	cfg, err := configs.Parse("throttled.yaml", []byte(fmt.Sprintf(`
-upstream: {url: "http://%s", timeout: 2s}
-routes:
-  - name: store-memory
-    match: {method: POST, path: /api/raindrop/store-memory}
-    batch: {sink: http, url: /api/raindrop/batch-store-memory, wrap: memories, split: results, max_wait: 20ms}
-`, originAddr)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr, adminAddr := startProxy(t, cfg)
-	c := rawClient(addr)
-	const n = 20
-	burst(n, func(i int) {
-		resp := get(t, c, "POST", "/api/raindrop/store-memory", "body", fmt.Sprintf(`{"text":"t%d"}`, i))
-		defer fasthttp.ReleaseResponse(resp)
+	s := storeMemoryBurst(t, originAddr, "url: /api/raindrop/batch-store-memory, wrap: memories, split: results", func(resp *fasthttp.Response) {
 		errorBody(t, resp, 503, codeUpstreamBusy)
 		// The fixed clock keeps the whole 15-minute window ahead.
 		if got := string(resp.Header.Peek("Retry-After")); got != "900" {
 			t.Errorf("Retry-After %q, want the app's 900", got)
 		}
 	})
-	s := (&batchRig{admin: rawClient(adminAddr)}).batchStats(t, "store-memory")
-	if calls := count(app, "memory.batch"); calls != uint64(s.Batches) || s.Failures != n {
-		t.Errorf("%d calls for %d batches, %d failures; want one call per batch and %d failures", calls, s.Batches, s.Failures, n)
+	if calls := count(app, "memory.batch"); calls != uint64(s.Batches) || s.Failures != storeMemoryBurstN {
+		t.Errorf("%d calls for %d batches, %d failures; want one call per batch and %d failures", calls, s.Batches, s.Failures, storeMemoryBurstN)
 	}
 }
 
@@ -986,30 +970,41 @@ func TestBatchPostgresMaxBytes(t *testing.T) {
 	}
 }
 
-// TestBatchEndpointRedirectNotSplit: a batch endpoint that answers a
-// redirect says nothing about any item: the batch is not split into
-// more calls, each failing the same way; every caller gets 502.
-func TestBatchEndpointRedirectNotSplit(t *testing.T) {
-	app, originAddr := startOrigin(t)
+// storeMemoryBurst sends 20 store-memory writes at once through an http
+// sink whose batch block holds endpoint (url, wrap, split), checks each
+// answer, and returns the route's batch counters.
+func storeMemoryBurst(t *testing.T, originAddr, endpoint string, check func(*fasthttp.Response)) BatchStats {
+	t.Helper()
 	cfg, err := configs.Parse("endpoint.yaml", []byte(fmt.Sprintf(`
 upstream: {url: "http://%s", timeout: 2s}
 routes:
   - name: store-memory
     match: {method: POST, path: /api/raindrop/store-memory}
-    batch: {sink: http, url: "/__origin/echo?status=307", max_wait: 20ms}
-`, originAddr)))
+    batch: {sink: http, %s, max_wait: 20ms}
+`, originAddr, endpoint)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, addr, adminAddr := startProxy(t, cfg)
 	c := rawClient(addr)
-	const n = 20
-	burst(n, func(i int) {
+	burst(storeMemoryBurstN, func(i int) {
 		resp := get(t, c, "POST", "/api/raindrop/store-memory", "body", fmt.Sprintf(`{"text":"t%d"}`, i))
 		defer fasthttp.ReleaseResponse(resp)
+		check(resp)
+	})
+	return (&batchRig{admin: rawClient(adminAddr)}).batchStats(t, "store-memory")
+}
+
+const storeMemoryBurstN = 20
+
+// TestBatchEndpointRedirectNotSplit: a batch endpoint that answers a
+// redirect says nothing about any item: the batch is not split into
+// more calls, each failing the same way; every caller gets 502.
+func TestBatchEndpointRedirectNotSplit(t *testing.T) {
+	app, originAddr := startOrigin(t)
+	s := storeMemoryBurst(t, originAddr, `url: "/__origin/echo?status=307"`, func(resp *fasthttp.Response) {
 		errorBody(t, resp, 502, codeBatchFailed)
 	})
-	s := (&batchRig{admin: rawClient(adminAddr)}).batchStats(t, "store-memory")
 	if calls := count(app, "echo"); calls != uint64(s.Batches) {
 		t.Errorf("%d calls for %d batches: a redirect was split", calls, s.Batches)
 	}
