@@ -897,3 +897,32 @@ func TestCacheRouteMethods(t *testing.T) {
 		t.Errorf("the app saw %d of 2 DELETEs", got)
 	}
 }
+
+// TestCenturiesOfTTLStillCache: a ttl and stale windows that together pass
+// int64 nanoseconds' 292 years are held at the far future, not wrapped
+// into the past: the answer is stored and the next request is a HIT.
+func TestCenturiesOfTTLStillCache(t *testing.T) {
+	origin, asked := startRawOriginFunc(t, func(*fasthttp.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	cfg, err := configs.Parse("centuries.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s"}
+routes:
+  - {name: long, match: {method: GET, path: /long}, cache: {ttl: 2500000h, stale_while_revalidate: 2500000h}}
+`, origin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr, _ := startProxy(t, cfg)
+	c := rawClient(addr)
+	for _, want := range []string{"MISS", "HIT"} {
+		resp := get(t, c, "GET", "/long")
+		if x := string(resp.Header.Peek("X-Cache")); x != want || resp.StatusCode() != 200 {
+			t.Errorf("X-Cache %q (status %d), want %s", x, resp.StatusCode(), want)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the app was asked %d times, want 1", n)
+	}
+}

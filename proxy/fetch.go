@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -214,9 +215,9 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 	if !storable {
 		return f
 	}
-	e.FreshUntil = now + int64(fresh)
-	e.SWRUntil = e.FreshUntil + int64(cr.swr)
-	e.SIEUntil = e.FreshUntil + int64(cr.sie)
+	e.FreshUntil = later(now, fresh)
+	e.SWRUntil = later(e.FreshUntil, cr.swr)
+	e.SIEUntil = later(e.FreshUntil, cr.sie)
 	e.Tags, e.TagVersions = tags, versions
 	if len(vary) > 0 && anyRepeated(&req.Header, vary) {
 		return f // the app read the lines joined; a variant holds one value
@@ -289,4 +290,14 @@ func varyWithin(vary []string) bool {
 		}
 	}
 	return true
+}
+
+// later is t plus d in Unix nanoseconds, held at the far future where the
+// sum would overflow: a ttl and stale windows of a few centuries together
+// pass int64's 292 years and would wrap into the past.
+func later(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
 }
