@@ -184,13 +184,12 @@ func newGeneration(cfg *configs.Config, log *slog.Logger, prev *Proxy, opts ...O
 		if p.cache, err = cachelayer.New(cfg.Cache, log); err != nil {
 			return nil, err
 		}
-		p.ownsCache = true
-		p.cacheUsers = new(atomic.Int32)
+		p.cacheUsers = new(atomic.Int32) // set here only when built here
 		p.cacheUsers.Store(1)
 	}
 	// closeOwn undoes what this generation built if a later step fails.
 	closeOwn := func() {
-		if p.ownsCache {
+		if p.cacheUsers != nil { // built here: an inherited one is counted only once this serves
 			p.cache.Close()
 		}
 		if p.ownTracer != nil {

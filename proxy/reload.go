@@ -39,11 +39,11 @@ type generation struct {
 	retired   atomic.Bool               // replaced: no new request enters
 	drained   chan struct{}
 	drainOnce sync.Once
-	ownsCache bool // the cache was built for this generation, not inherited
 	// cacheUsers counts the generations that use the cache, shared by
 	// them: a kept cache may still serve an older generation's requests
 	// after a newer one that shares it is released; the last to release
-	// closes it.
+	// closes it. A generation inheriting the cache joins the count in
+	// Reload, once it is sure to serve; until then it is nil.
 	cacheUsers *atomic.Int32
 
 	releaseOnce sync.Once
