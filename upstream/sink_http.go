@@ -115,29 +115,25 @@ func (s *HTTPSink) Flush(ctx context.Context, items []json.RawMessage) ([]HTTPRe
 		s.Prepare(ctx, &req.Header)
 	}
 
-	var status int
-	var answer []byte
-	var retryAfter string
+	var a postAnswer
 	for attempt := range 2 {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("batch %s: %w", s.path, err)
 		}
-		var a postAnswer
 		if a, abandoned = s.postCtx(ctx, req); abandoned {
 			return nil, fmt.Errorf("batch %s: given up waiting for the answer: %w", s.path, ctx.Err())
 		}
-		status, answer, retryAfter, err = a.status, a.body, a.retryAfter, a.err
-		if !retryable(status, err) || attempt == 1 {
+		if !retryable(a.status, a.err) || attempt == 1 {
 			break
 		}
 	}
 	switch {
-	case err != nil:
-		return nil, fmt.Errorf("batch %s: %w", s.path, err)
-	case status < 200 || status > 299:
-		return nil, &StatusError{Status: status, Body: answer, RetryAfter: retryAfter}
+	case a.err != nil:
+		return nil, fmt.Errorf("batch %s: %w", s.path, a.err)
+	case a.status < 200 || a.status > 299:
+		return nil, &StatusError{Status: a.status, Body: a.body, RetryAfter: a.retryAfter}
 	}
-	return s.results(answer, len(items))
+	return s.results(a.body, len(items))
 }
 
 // batchBody is {"<wrap>":[item,...]}.
@@ -185,9 +181,7 @@ func retryable(status int, err error) bool {
 func (s *HTTPSink) postCtx(ctx context.Context, req *fasthttp.Request) (a postAnswer, abandoned bool) {
 	done := make(chan postAnswer, 1)
 	go func() {
-		var a postAnswer
-		a.status, a.body, a.retryAfter, a.err = s.post(req)
-		done <- a
+		done <- s.post(req)
 	}()
 	select {
 	case a = <-done:
@@ -202,7 +196,8 @@ func (s *HTTPSink) postCtx(ctx context.Context, req *fasthttp.Request) (a postAn
 	}
 }
 
-// postAnswer is what post returns.
+// postAnswer is one exchange's answer: its status, body (read whole) and
+// Retry-After, or the error that ended it.
 type postAnswer struct {
 	status     int
 	body       []byte
@@ -210,24 +205,23 @@ type postAnswer struct {
 	err        error
 }
 
-// post sends req and returns the answer's status, body (read whole) and
-// Retry-After.
-func (s *HTTPSink) post(req *fasthttp.Request) (status int, answer []byte, retryAfter string, err error) {
+// post sends req and returns the answer.
+func (s *HTTPSink) post(req *fasthttp.Request) postAnswer {
 	resp := fasthttp.AcquireResponse()
 	if err := s.client.Do(req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
-		return 0, nil, "", err
+		return postAnswer{err: err}
 	}
-	status = resp.StatusCode()
-	retryAfter = string(resp.Header.Peek(fasthttp.HeaderRetryAfter))
-	answer, err = ReadWhole(resp, maxBatchAnswer)
+	a := postAnswer{status: resp.StatusCode(), retryAfter: string(resp.Header.Peek(fasthttp.HeaderRetryAfter))}
+	var err error
+	a.body, err = ReadWhole(resp, maxBatchAnswer)
 	if errors.Is(err, ErrBodyTooLong) {
 		err = fmt.Errorf("answer over %d bytes", maxBatchAnswer)
 	}
 	if err != nil {
-		return 0, nil, "", answerError("batch "+s.path+" answer", err)
+		return postAnswer{err: answerError("batch "+s.path+" answer", err)}
 	}
-	return status, answer, retryAfter, nil
+	return a
 }
 
 // results cuts the answer's split array into one result per item.
