@@ -48,6 +48,10 @@ func (d *decoder) value(n *yaml.Node, key string, v reflect.Value) {
 		d.bad(n.Line, key, "YAML aliases (*%s) are not supported: write the value out", n.Value)
 		return
 	}
+	if n.Style&yaml.TaggedStyle != 0 && !plainTag(n) {
+		d.bad(n.Line, key, "YAML tags (%s) are not supported: write the value plainly", n.Tag)
+		return
+	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		// An empty value keeps the default, but an empty block such as
 		// "pass:" still turns the block on.
@@ -98,6 +102,22 @@ func (d *decoder) value(n *yaml.Node, key string, v reflect.Value) {
 		// Only reachable when someone adds a field of a new kind to types.go.
 		d.bad(n.Line, key, "configs cannot read a %s field yet", v.Type())
 	}
+}
+
+// plainTag reports whether a node's explicit tag says what the decoder
+// reads it as anyway: !!str on a scalar, !!map on a mapping, !!seq on a
+// sequence. Any other tag (!!binary, !!set, an application's own) would
+// give the value a meaning the decoder would silently drop.
+func plainTag(n *yaml.Node) bool {
+	switch n.ShortTag() {
+	case "!!str":
+		return n.Kind == yaml.ScalarNode
+	case "!!map":
+		return n.Kind == yaml.MappingNode
+	case "!!seq":
+		return n.Kind == yaml.SequenceNode
+	}
+	return false
 }
 
 // number reads a scalar that parse turns into an integer-kinded value.

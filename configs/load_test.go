@@ -418,6 +418,18 @@ func TestParseRejects(t *testing.T) {
 			want: []string{"bad.yaml:2: admin: YAML aliases (*u) are not supported: write the value out"},
 		},
 		{
+			// A tag changes what a value means (!!binary is base64, a custom
+			// tag is an application's own), and reading its text instead
+			// would run a config that says something else.
+			name: "explicit tags",
+			yaml: "upstream: {url: !!str http://127.0.0.1:3001}\nadmin: {token: !!binary c2VjcmV0}\nroutes:\n" +
+				"  - {name: p, match: !!map {path_prefix: /}, pass: {}}\n  - {name: q, match: {path: !env Q_PATH}, pass: {}}\n",
+			want: []string{
+				"bad.yaml:2: admin.token: YAML tags (!!binary) are not supported: write the value plainly",
+				"bad.yaml:5: routes[1](q).match.path: YAML tags (!env) are not supported: write the value plainly",
+			},
+		},
+		{
 			name: "two documents",
 			yaml: "upstream: {url: http://127.0.0.1:3001}\nroutes:\n" + catchAll + "---\nlisten: x\n",
 			want: []string{"bad.yaml:4: a config file holds one YAML document; remove this one or the ---"},
