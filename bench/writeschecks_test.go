@@ -90,3 +90,35 @@ func TestWriteChecksCountOnlyWrittenAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestAddedP99CountsOnlyWrittenAnswers: fast error answers pull a row's
+// p99 down; the added-p99 checks read the 2xx answers' latencies, so a
+// batched row whose writes waited long does not pass on its quick 503s.
+func TestAddedP99CountsOnlyWrittenAnswers(t *testing.T) {
+	row := func(scenario, target string, all, ok report.Latency) report.Row {
+		return report.Row{Scenario: scenario, Target: target, Throughput: 1000, Served: 1000, Seconds: 1,
+			Status: map[string]uint64{"2xx": 500, "5xx": 500}, Latency: all, Latency2xx: &ok}
+	}
+	quick, slow := report.Latency{P50: 1, P99: 3}, report.Latency{P50: 40, P99: 90}
+	lone := report.Latency{P50: 10, P99: 11}
+	rows := []report.Row{
+		row("postgres/lone", targetBatched, lone, lone),
+		row("postgres/lone", targetSingle, lone, lone),
+		row("postgres/64", targetBatched, quick, slow), // half answered 503 at once
+		row("postgres/64", targetSingle, lone, lone),
+	}
+	checks := writeChecks(rows, []int{64})
+	added := 0
+	for _, c := range checks {
+		if !strings.Contains(c.Criterion, "added p99") {
+			continue
+		}
+		added++
+		if c.Pass {
+			t.Errorf("%s: PASS at %s; the written answers' p99 was 90ms", c.Criterion, c.Measured)
+		}
+	}
+	if added != 2 {
+		t.Fatalf("%d added-p99 checks, want 2: %+v", added, checks)
+	}
+}

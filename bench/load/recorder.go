@@ -11,6 +11,7 @@ import (
 // tally counts one slice of the results: the whole run, or one kind.
 type tally struct {
 	latency Histogram
+	written Histogram // the 2xx answers' latencies only
 	status  [len(StatusCounts{})]atomic.Uint64
 	errors  [numErrorKinds]atomic.Uint64
 }
@@ -111,6 +112,9 @@ func (r *recorder) answer(k *tally, intended, end time.Time, status int) {
 	for _, t := range [2]*tally{&r.all, k} {
 		t.status[c].Add(1)
 		t.latency.Record(lat)
+		if status >= 200 && status < 300 {
+			t.written.Record(lat)
+		}
 	}
 	s := r.secondAt(end)
 	s.answered.Add(1)
@@ -161,15 +165,16 @@ func (r *recorder) progress(now time.Time) Progress {
 // result reads the finished run. Call it only once every worker has stopped.
 func (r *recorder) result(elapsed time.Duration) *Result {
 	res := &Result{
-		Elapsed:   elapsed,
-		Sent:      r.sent.Load(),
-		Answered:  r.all.answered(),
-		Errors:    r.all.errorCounts(),
-		Dropped:   r.dropped.Load(),
-		Canceled:  r.canceled.Load(),
-		Status:    r.all.statusCounts(),
-		Latency:   r.all.latency.Summary(),
-		Histogram: &r.all.latency,
+		Elapsed:    elapsed,
+		Sent:       r.sent.Load(),
+		Answered:   r.all.answered(),
+		Errors:     r.all.errorCounts(),
+		Dropped:    r.dropped.Load(),
+		Canceled:   r.canceled.Load(),
+		Status:     r.all.statusCounts(),
+		Latency:    r.all.latency.Summary(),
+		Latency2xx: r.all.written.Summary(),
+		Histogram:  &r.all.latency,
 	}
 	if elapsed > 0 {
 		res.Throughput = float64(res.Answered) / elapsed.Seconds()

@@ -34,8 +34,11 @@ type Result struct {
 	// up, which flatters it, but leaving timeouts out would flatter it
 	// more). In the open loop it counts from each request's scheduled time,
 	// so time spent waiting for a free client is included.
-	Latency   Summary
-	Histogram *Histogram
+	Latency Summary
+	// Latency2xx covers the 2xx answers only: what a write that was made
+	// waited, without the errors, which may come back at once.
+	Latency2xx Summary
+	Histogram  *Histogram
 	// Kinds breaks the figures down by the kind the Source named, sorted.
 	Kinds []KindResult
 	// Series has one entry per second of the run, for charts.

@@ -30,3 +30,24 @@ func TestSeriesFoldsALastSliver(t *testing.T) {
 		t.Errorf("last second: %d answered at %v/s, want 150 at about 147/s", got.Answered, got.Throughput)
 	}
 }
+
+// TestLatency2xxLeavesErrorsOut: a run's Latency covers every answer;
+// Latency2xx only the 2xx ones, so quick 503s cannot pull it down.
+func TestLatency2xxLeavesErrorsOut(t *testing.T) {
+	start := time.Unix(1000, 0)
+	r := newRecorder(start, time.Second)
+	k := r.kind("write")
+	for range 90 {
+		r.answer(k, start, start.Add(time.Millisecond), 503)
+	}
+	for range 10 {
+		r.answer(k, start, start.Add(80*time.Millisecond), 201)
+	}
+	res := r.result(time.Second)
+	if res.Latency.Count != 100 || res.Latency2xx.Count != 10 {
+		t.Fatalf("samples: %d over all, %d 2xx; want 100 and 10", res.Latency.Count, res.Latency2xx.Count)
+	}
+	if res.Latency.P50 > 2*time.Millisecond || res.Latency2xx.P50 < 79*time.Millisecond {
+		t.Errorf("p50 %v over all, %v over 2xx; want about 1ms and 80ms", res.Latency.P50, res.Latency2xx.P50)
+	}
+}

@@ -50,6 +50,9 @@ type Row struct {
 	// Throughput is answers per second.
 	Throughput float64 `json:"throughput"`
 	Latency    Latency `json:"latency_ms"`
+	// Latency2xx is Latency over the 2xx answers only; nil where the run
+	// did not measure it apart.
+	Latency2xx *Latency `json:"latency_2xx_ms,omitempty"`
 	// Status counts answers by class: "2xx", "5xx", ….
 	Status map[string]uint64 `json:"status,omitempty"`
 	// Errors counts requests without an answer by kind: "timeout",
@@ -123,6 +126,10 @@ func NewRow(target, scenario string, res *load.Result) Row {
 		Status:     res.Status.ByClass(),
 		Errors:     res.Errors.ByName(),
 		Dropped:    res.Dropped,
+	}
+	if res.Latency2xx.Count > 0 {
+		l := latencyOf(res.Latency2xx)
+		row.Latency2xx = &l
 	}
 	for _, k := range res.Kinds {
 		row.Kinds = append(row.Kinds, Kind{

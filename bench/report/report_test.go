@@ -212,18 +212,22 @@ func TestNewRowFromALoadResult(t *testing.T) {
 	for _, d := range []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond} {
 		h.Record(d)
 	}
+	ok := new(load.Histogram) // the two 2xx answers
+	ok.Record(time.Millisecond)
+	ok.Record(2 * time.Millisecond)
 	res := &load.Result{
 		Mode: load.ModeOpen, Elapsed: 1500 * time.Millisecond, Answered: 3, Throughput: 2,
 		Errors: load.ErrorCounts{load.Timeout: 1}, Dropped: 4, Status: load.StatusCounts{2: 2, 5: 1},
-		Latency: h.Summary(), Histogram: h,
+		Latency: h.Summary(), Latency2xx: ok.Summary(), Histogram: h,
 		Kinds:  []load.KindResult{{Kind: "read", Answered: 3, Latency: h.Summary(), Errors: load.ErrorCounts{load.Timeout: 1}}},
 		Series: []load.Second{{At: time.Second, Answered: 3, Throughput: 3, P99: 3 * time.Millisecond}},
 	}
 	row := NewRow("sheepdog", "browse", res)
+	okLatency := latencyOf(ok.Summary())
 	want := Row{
 		Target: "sheepdog", Scenario: "browse", Mode: "open", Seconds: 1.5, Served: 3, Throughput: 2,
-		Latency: latencyOf(h.Summary()),
-		Status:  map[string]uint64{"2xx": 2, "5xx": 1}, Errors: map[string]uint64{"timeout": 1}, Dropped: 4,
+		Latency: latencyOf(h.Summary()), Latency2xx: &okLatency,
+		Status: map[string]uint64{"2xx": 2, "5xx": 1}, Errors: map[string]uint64{"timeout": 1}, Dropped: 4,
 		Kinds:  []Kind{{Kind: "read", Served: 3, Latency: latencyOf(h.Summary()), Errors: map[string]uint64{"timeout": 1}}},
 		Series: []Point{{At: 1, Throughput: 3, P99: 3}},
 	}
