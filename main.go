@@ -147,12 +147,17 @@ func serve(cfg *configs.Config, log *slog.Logger, load func() (*configs.Config, 
 		ready()
 	}
 	log.Info("serving", "listen", cfg.Listen, "admin", cfg.Admin.Listen, "upstream", cfg.Upstream.URL, "routes", len(cfg.Routes))
+	// A server that fails ends Serve; the shutdown below still flushes
+	// the batches and closes the stores before the exit status says so.
+	var serveErr error
+	stopped := false
 wait:
 	for {
 		select {
-		case err := <-served:
-			log.Error("serve", "err", err)
-			return 1
+		case serveErr = <-served:
+			stopped = true
+			log.Error("serve", "err", serveErr)
+			break wait
 		case <-hup:
 			_ = p.Reload() // logged by Reload either way
 		case <-ctx.Done():
@@ -167,8 +172,12 @@ wait:
 	} else if err != nil {
 		log.Warn("shutdown grace ran out; requests still in flight were cut", "grace", cfg.Server.ShutdownGrace.String())
 	}
-	if err := <-served; err != nil {
-		log.Error("serve", "err", err)
+	if !stopped {
+		if serveErr = <-served; serveErr != nil {
+			log.Error("serve", "err", serveErr)
+		}
+	}
+	if serveErr != nil {
 		return 1
 	}
 	log.Info("stopped")

@@ -447,3 +447,59 @@ routes:
 		t.Errorf("exit after SIGTERM: %v\n%s", err, logs)
 	}
 }
+
+// TestOutOfDescriptorsKeepsServing: more clients than the process may hold
+// descriptors (ulimit -n 64) make accept fail with EMFILE. Sheepdog waits
+// and accepts again once connections close; it used to end Serve and exit 1.
+func TestOutOfDescriptorsKeepsServing(t *testing.T) {
+	bin := buildSheepdog(t)
+	_, originAddr := startApp(t)
+	at := newBinaryPlace(t, originAddr)
+	at.write(t, "routes:\n  - {name: all, match: {path_prefix: /}, pass: {}}\n")
+	cmd := exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" -config "$1"`, bin, at.path)
+	logs := new(bytes.Buffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitUp(t, at.listen)
+
+	var conns []net.Conn
+	for range 100 {
+		c, err := net.DialTimeout("tcp", at.listen, 2*time.Second)
+		if err != nil {
+			break // the backlog is full: enough
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(500 * time.Millisecond) // accept fails, and fails again
+	for _, c := range conns {
+		c.Close()
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("Sheepdog exited (%v) with %d connections open:\n%s", err, len(conns), logs)
+	default:
+	}
+	if !strings.Contains(logs.String(), "too many open files") {
+		t.Errorf("%d connections never ran it out of descriptors; the test proves nothing:\n%s", len(conns), logs)
+	}
+
+	c := &fasthttp.HostClient{Addr: at.listen, ReadTimeout: 5 * time.Second}
+	code, _, err := c.Get(nil, "http://"+at.listen+"/api/vultr/postgres/products?limit=1")
+	if err != nil || code != 200 {
+		t.Errorf("after the connections closed: %d %v, want 200", code, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, logs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("no exit within 10s of SIGTERM")
+	}
+}

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +31,43 @@ func fasthttpConcurrency(maxConns int) int {
 var overLimitAnswer = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n" +
 	"Content-Type: application/json\r\nRetry-After: 1\r\nContent-Length: 90\r\n\r\n" +
 	`{"error":{"code":"too_many_connections","message":"too many connections; retry shortly"}}` + "\n")
+
+// steadyListener keeps accepting through errors that pass: out of file
+// descriptors (the process's or the system's), out of buffers, or a
+// connection reset before it was taken. fasthttp's Serve ends on any
+// accept error but a timeout, which would take the whole proxy down
+// with it. Each failure in a row waits longer, from 5ms to 1s, as
+// net/http's server does, so that connections closing can free what
+// the next accept needs.
+type steadyListener struct {
+	net.Listener
+	failed func(error) // told of each passing error
+}
+
+func (l *steadyListener) Accept() (net.Conn, error) {
+	var wait time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil || !passing(err) {
+			return c, err
+		}
+		if l.failed != nil {
+			l.failed(err)
+		}
+		wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+		time.Sleep(wait)
+	}
+}
+
+// passing reports whether an accept error goes away by itself.
+func passing(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
 
 // limitListener accepts at most max open connections.
 type limitListener struct {

@@ -297,12 +297,13 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 	errs := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	served := ln
+	failed := func(err error) { p.logLibrary("accepting a connection failed; retrying: " + err.Error()) }
+	var served net.Listener = &steadyListener{Listener: ln, failed: failed}
 	if max := p.cfg.Server.MaxConns; max > 0 {
-		served = &limitListener{Listener: ln, max: int64(max)}
+		served = &limitListener{Listener: served, max: int64(max)}
 	}
 	go func() { defer wg.Done(); errs <- p.server.Serve(served) }()
-	go func() { defer wg.Done(); errs <- p.admin.Serve(adminLn) }()
+	go func() { defer wg.Done(); errs <- p.admin.Serve(&steadyListener{Listener: adminLn, failed: failed}) }()
 	err := <-errs
 	if err != nil {
 		// One server failed: stop the other rather than run half a proxy.
