@@ -17,25 +17,44 @@ import (
 
 // adminHandler serves the operator's endpoints on the admin listener.
 func (p *Proxy) adminHandler(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case "/":
-		serveStatusPage(ctx)
+	switch path := string(ctx.Path()); path {
+	case "/", "/health", "/stats", "/metrics":
+		if !ctx.IsGet() && !ctx.IsHead() {
+			notAllowed(ctx, "GET, HEAD", path+" answers GET")
+			break
+		}
+		p.serveReadOnly(ctx, path)
 	case "/favicon.ico":
 		// Browsers ask for it; answered here so that it is not a 404 in
 		// the recent errors the status page shows.
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
-	case "/health":
-		p.serveHealth(ctx)
-	case "/stats":
-		p.serveStats(ctx)
-	case "/metrics":
-		p.serveMetrics(ctx)
 	case "/purge":
 		p.servePurge(ctx)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
 	}
 	p.noteError(ctx)
+}
+
+// notAllowed answers a method the endpoint does not take: 405, with the
+// methods it does take in Allow (RFC 9110 §15.5.6).
+func notAllowed(ctx *fasthttp.RequestCtx, allow, msg string) {
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", msg)
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, allow)
+}
+
+// serveReadOnly serves the admin endpoints that only read.
+func (p *Proxy) serveReadOnly(ctx *fasthttp.RequestCtx, path string) {
+	switch path {
+	case "/":
+		serveStatusPage(ctx)
+	case "/health":
+		p.serveHealth(ctx)
+	case "/stats":
+		p.serveStats(ctx)
+	case "/metrics":
+		p.serveMetrics(ctx)
+	}
 }
 
 // Dependency is one dependency's state as /health reports it.

@@ -1,10 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/json"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -99,5 +103,119 @@ func TestStats(t *testing.T) {
 	}
 	if s.Unrouted.Statuses["4xx"] != 1 {
 		t.Errorf("unrouted %+v, want one 4xx", s.Unrouted)
+	}
+}
+
+// TestPurgeErrorIsJSON: a purge naming a URL no cache route takes,
+// with a control character in it (valid JSON in the request), is a 400
+// whose body must be JSON {"error":{"code","message"}}.
+func TestPurgeErrorIsJSON(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	cfg := cacheConfig(t, originAddr, "")
+	cfg.Admin.Token = "s3cret"
+	_, _, admin := startProxy(t, cfg)
+	ac := rawClient(admin)
+	for _, body := range []string{
+		`{"url":"/nowhere\u0007"}`,
+		`{"url":"/nowhere\u0000x"}`,
+		`{"url":"/nowhere\u007f"}`,
+		`{"url":"/api/vultr/postgres/products","method":"PUT\u000b"}`,
+	} {
+		resp := get(t, ac, "POST", "/purge", "Authorization", "Bearer s3cret", "body", body)
+		var v struct {
+			Error struct{ Code, Message string }
+		}
+		err := json.Unmarshal(resp.Body(), &v)
+		if resp.StatusCode() != 400 || err != nil || v.Error.Code == "" {
+			t.Errorf("purge %s: %d %q (content-type %s): not a 400 with a JSON body: %v",
+				body, resp.StatusCode(), resp.Body(), resp.Header.ContentType(), err)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+}
+
+// TestAdminUnreadableRequestIsJSON: a request the admin server cannot read
+// (a body over fasthttp's default 4 MB, headers over its 4 KB buffer, a
+// malformed request line) is answered 4xx with Sheepdog's JSON error shape,
+// as the client listener answers them.
+func TestAdminUnreadableRequestIsJSON(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	cfg := cacheConfig(t, originAddr, "")
+	cfg.Admin.Token = "s3cret"
+	_, _, admin := startProxy(t, cfg)
+	cases := []struct{ name, raw string }{
+		{"5 MB purge body announced", "POST /purge HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\nContent-Length: 5242880\r\n\r\n"},
+		{"8 KB header", "GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("y", 8<<10) + "\r\n\r\n"},
+		{"malformed request line", "GET /health HTTP/1.1 extra\r\nHost: a\r\nContent-Length: x\r\n\r\n"},
+	}
+	for _, c := range cases {
+		conn, err := net.Dial("tcp", admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte(c.raw)); err != nil {
+			t.Fatal(err)
+		}
+		var resp fasthttp.Response
+		err = resp.Read(bufio.NewReader(conn))
+		conn.Close()
+		if err != nil {
+			t.Errorf("%s: reading the answer: %v", c.name, err)
+			continue
+		}
+		var v struct {
+			Error struct{ Code, Message string }
+		}
+		jerr := json.Unmarshal(resp.Body(), &v)
+		if resp.StatusCode() < 400 || resp.StatusCode() >= 500 || jerr != nil || v.Error.Code == "" {
+			t.Errorf("%s: %d %q (content-type %q): want a 4xx with a JSON error body",
+				c.name, resp.StatusCode(), resp.Body(), resp.Header.ContentType())
+		}
+	}
+}
+
+// TestPurgeURLMethodNeverCached: on a cache route without
+// match.method (echo), only GET and HEAD are read from the cache. A purge
+// by URL naming POST purges an entry that can never exist, and must not
+// answer {"purged":true} while the GET entry stays.
+func TestPurgeURLMethodNeverCached(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	cfg := cacheConfig(t, originAddr, "")
+	cfg.Admin.Token = "s3cret"
+	_, addr, admin := startProxy(t, cfg)
+	c, ac := rawClient(addr), rawClient(admin)
+	const uri = "/__origin/echo?v=purge-method"
+	xcache := func() string {
+		resp := get(t, c, "GET", uri)
+		defer fasthttp.ReleaseResponse(resp)
+		return string(resp.Header.Peek("X-Cache"))
+	}
+	xcache()
+	if x := xcache(); x != "HIT" {
+		t.Fatalf("warm: %s", x)
+	}
+	resp := get(t, ac, "POST", "/purge", "Authorization", "Bearer s3cret", "body", `{"url":"`+uri+`","method":"POST"}`)
+	status, body := resp.StatusCode(), string(resp.Body())
+	fasthttp.ReleaseResponse(resp)
+	if x := xcache(); status == 200 && x == "HIT" {
+		t.Errorf("purge with method POST answered %d %s, yet the entry is still served (X-Cache %s): want a 400 as for any URL no cached entry can have", status, body, x)
+	}
+}
+
+// TestAdminReadOnlyMethods: GET-only endpoints answer other methods 405,
+// as the status page, /purge and /reload do.
+func TestAdminReadOnlyMethods(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	_, _, admin := startProxy(t, cacheConfig(t, originAddr, ""))
+	ac := rawClient(admin)
+	for _, path := range []string{"/", "/health", "/stats", "/metrics"} {
+		for _, m := range []string{"POST", "DELETE"} {
+			resp := get(t, ac, m, path)
+			if resp.StatusCode() != 405 || string(resp.Header.Peek("Allow")) != "GET, HEAD" {
+				t.Errorf("%s %s: %d, Allow %q; want 405, Allow GET, HEAD", m, path, resp.StatusCode(), resp.Header.Peek("Allow"))
+			}
+			fasthttp.ReleaseResponse(resp)
+		}
 	}
 }

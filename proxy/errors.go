@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -108,8 +107,7 @@ func serverErrorStatus(err error) (status int, code, msg string) {
 
 var contentTypeJSON = []byte("application/json; charset=utf-8")
 
-// writeError answers with Sheepdog's JSON error shape. msg and code are
-// ours, never the client's, so they need no escaping beyond quoting.
+// writeError answers with Sheepdog's JSON error shape.
 func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 	writeErrorCause(ctx, status, code, msg, nil)
 }
@@ -128,9 +126,11 @@ func writeErrorCause(ctx *fasthttp.RequestCtx, status int, code, msg string, cau
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	var buf [256]byte
 	b := append(buf[:0], `{"error":{"code":`...)
-	b = strconv.AppendQuote(b, code)
+	// A message may quote the request (a path, a method); its bytes are
+	// made valid UTF-8 and escaped as JSON, never as Go would quote them.
+	b = upstream.AppendJSString(b, code)
 	b = append(b, `,"message":`...)
-	b = strconv.AppendQuote(b, msg)
+	b = upstream.AppendJSString(b, strings.ToValidUTF8(msg, "\uFFFD"))
 	b = append(b, "}}\n"...)
 	ctx.SetBody(b)
 }

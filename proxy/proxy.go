@@ -129,7 +129,14 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 		Logger:                errLog,
 	}
 	p.admin = &fasthttp.Server{
-		Handler:               p.adminRoot,
+		Handler: p.adminRoot,
+		// A request fasthttp cannot read is answered in Sheepdog's JSON
+		// error shape here too; a purge or reload body is small.
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			status, code, msg := serverErrorStatus(err)
+			writeError(ctx, status, code, msg)
+		},
+		MaxRequestBodySize:    adminMaxBody,
 		NoDefaultServerHeader: true,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,
@@ -140,6 +147,10 @@ func New(cfg *configs.Config, log *slog.Logger, opts ...Option) (*Proxy, error) 
 	}
 	return p, nil
 }
+
+// adminMaxBody bounds an admin request's body: a purge names a URL, tags or
+// a prefix, and /reload reads none.
+const adminMaxBody = 1 << 20
 
 // newGeneration builds what serves one config: routes, upstream client,
 // cache, batch routes and their stores. prev, when set, is the generation

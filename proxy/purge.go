@@ -37,7 +37,7 @@ func (p *Proxy) authorised(ctx *fasthttp.RequestCtx) bool {
 
 func (p *Proxy) servePurge(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
-		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "purge takes POST")
+		notAllowed(ctx, "POST", "purge takes POST")
 		return
 	}
 	if !p.authorised(ctx) {
@@ -109,7 +109,9 @@ func (p *Proxy) keyTag(pr PurgeRequest) (string, error) {
 	}
 	rv := requestValues{ctx: &ctx}
 	rt := p.router.match(ctx.Method(), ctx.Path(), &rv.params)
-	if rt == nil || rt.cache == nil {
+	if rt == nil || rt.cache == nil || !cacheableMethod(rt, ctx.Method()) {
+		// A route read from the cache only by GET and HEAD has no entry
+		// for another method, which it passes to the app.
 		return "", &badPurge{msg: "no cache route takes " + method + " " + pr.URL}
 	}
 	if pr.Headers == nil && (rt.cache.keyedHeader || rt.cache.cookies) {

@@ -287,7 +287,7 @@ type ReloadAnswer struct {
 func (p *Proxy) serveReload(ctx *fasthttp.RequestCtx) {
 	cur := p.current()
 	if !ctx.IsPost() {
-		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "reload takes POST")
+		notAllowed(ctx, "POST", "reload takes POST")
 		return
 	}
 	if !cur.authorised(ctx) {
