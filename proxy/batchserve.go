@@ -55,13 +55,14 @@ func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 		fail(ctx, err)
 		return
 	}
-	body := ctx.Request.Body()
-	if appReadsOtherwise(body) {
+	if appReadsOtherwise(ctx.Request.Body()) {
 		// JSON the app refuses (a bare string or number) or reads
 		// otherwise (after a byte order mark): its answer, as it would.
 		p.passRoute(ctx, rt, rv)
 		return
 	}
+	wellFormedBody(&ctx.Request)
+	body := ctx.Request.Body()
 	// A body must be JSON, unless none came and nothing reads one (a
 	// DELETE, an expire): the app takes those.
 	if needed := !b.bodyless || rt.invBody; (len(body) > 0 || needed) && !json.Valid(body) {

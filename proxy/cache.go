@@ -105,6 +105,7 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 			return
 		}
 		if err == nil {
+			wellFormedBody(&ctx.Request)
 			// A body the key reads must be JSON: refused here, never
 			// keyed as if it were empty.
 			_, err = parseJSONBody(ctx.Request.Body())

@@ -307,6 +307,28 @@ func TestPostReadKey(t *testing.T) {
 	errorBody(t, resp, 400, codeBadRequest)
 }
 
+// TestBodyKeyReadsBytesAsNodeDoes: a body with bytes that are not UTF-8
+// is keyed on the text the app decodes. "\xe2\x82" (a character cut
+// short) is one U+FFFD to Node and "\xff\xff" two: two searches, two
+// answers. Read one U+FFFD a byte, as Go's decoders do, both were "\uFFFD\uFFFD"
+// and the second was answered the first's entry.
+func TestBodyKeyReadsBytesAsNodeDoes(t *testing.T) {
+	app, c := cacheRig(t)
+	for i, body := range []string{"{\"q\":\"\xe2\x82\"}", "{\"q\":\"\xff\xff\"}", "{\"q\":\"\xe2\x82\"}"} {
+		resp := get(t, c, "POST", "/api/raindrop/search-memory", "Content-Type", "application/json", "body", body)
+		if resp.StatusCode() != 200 {
+			t.Fatalf("%q: status %d %s", body, resp.StatusCode(), resp.Body())
+		}
+		if x, want := string(resp.Header.Peek("X-Cache")), []string{"MISS", "MISS", "HIT"}[i]; x != want {
+			t.Errorf("search %d, %q: X-Cache %s, want %s", i+1, body, x, want)
+		}
+		fasthttp.ReleaseResponse(resp)
+	}
+	if got := count(app, "memory.search"); got != 2 {
+		t.Errorf("%d upstream searches for two texts; want 2", got)
+	}
+}
+
 // TestCacheSafety: answers that may not be shared are never stored, and
 // credentials bypass the cache; every case asked twice, the second must
 // reach the app again.

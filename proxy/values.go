@@ -8,10 +8,12 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/style-shepherd/sheepdog/configs"
+	"github.com/style-shepherd/sheepdog/internal/jsonscan"
 	"github.com/style-shepherd/sheepdog/upstream"
 )
 
@@ -270,6 +272,18 @@ func (rv *requestValues) evalTags(dst []string, tags []configs.Template) ([]stri
 
 // readBody reads a request body whole, for the routes whose keys, tags or
 // invalidations name body values; bodies past max are refused, not read.
+// wellFormedBody makes a JSON body the app reads the text express.json()
+// decodes from it, where it is not valid UTF-8 (jsonscan.AppendWellFormed:
+// one U+FFFD for each ill-formed part, as Node decodes): keys, templates
+// and sinks then read what the app reads, and the app reads the same text
+// from the body sent on. Go's decoders would read one U+FFFD a byte, so
+// two bodies the app reads apart could share a key.
+func wellFormedBody(req *fasthttp.Request) {
+	if body := req.Body(); !utf8.Valid(body) {
+		req.SetBodyRaw(jsonscan.AppendWellFormed(make([]byte, 0, len(body)+8), body))
+	}
+}
+
 func readBody(ctx *fasthttp.RequestCtx, max int) error {
 	n := ctx.Request.Header.ContentLength()
 	if n > max {

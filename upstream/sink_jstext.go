@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/style-shepherd/sheepdog/internal/jsonscan"
 )
 
 // The Style Shepherd app is a Node server: it reads a body with
@@ -324,7 +326,7 @@ func (s *jsScanner) str() (text []byte, plain bool, err error) {
 			if utf8.Valid(text) {
 				return text, true, nil
 			}
-			return appendValidUTF8(make([]byte, 0, len(text)+8), text), false, nil
+			return jsonscan.AppendWellFormed(make([]byte, 0, len(text)+8), text), false, nil
 		}
 		if c == '\\' || c < 0x20 {
 			s.pos = start
@@ -351,7 +353,7 @@ func (s *jsScanner) escapedStr() ([]byte, bool, error) {
 			for s.pos < len(s.in) && s.in[s.pos] != '\\' && s.in[s.pos] != '"' && s.in[s.pos] >= 0x20 {
 				s.pos++
 			}
-			text = appendValidUTF8(text, s.in[run:s.pos])
+			text = jsonscan.AppendWellFormed(text, s.in[run:s.pos])
 			continue
 		}
 		if s.pos+1 >= len(s.in) {
@@ -470,17 +472,6 @@ func (s *jsScanner) digits() int {
 		s.pos++
 	}
 	return s.pos - start
-}
-
-// appendValidUTF8 appends text with each byte that is not part of valid
-// UTF-8 as U+FFFD, as encoding/json decodes it.
-func appendValidUTF8(dst, text []byte) []byte {
-	for len(text) > 0 {
-		r, n := utf8.DecodeRune(text)
-		dst = utf8.AppendRune(dst, r) // RuneError for a bad byte
-		text = text[n:]
-	}
-	return dst
 }
 
 // Decoded text holds a lone surrogate (U+D800 to U+DFFF) as the three bytes

@@ -103,3 +103,30 @@ func BenchmarkAppText(b *testing.B) {
 		})
 	}
 }
+
+// TestBytesNotUTF8ReadAsNodeReadsThem: a character cut short is one U+FFFD
+// to Node (Buffer#toString, express.json()), not one a byte, so a Valkey
+// set writes the key and value the app would, and an answer re-printed
+// reads as the app's. A stored value that is not the app's JSON and not
+// UTF-8 is answered as ioredis decodes it. The answers are node v20's.
+func TestBytesNotUTF8ReadAsNodeReadsThem(t *testing.T) {
+	in := []byte("\"\xe2\x82A\xf0\x9f\x98\"")
+	if got, err := AppendNodeJSON(nil, in); err != nil || string(got) != "\"\uFFFDA\uFFFD\"" {
+		t.Errorf("AppendNodeJSON(%q) = %q, %v; want %q", in, got, err, "\"\uFFFDA\uFFFD\"")
+	}
+	ops, err := ParseValkeyOps([]byte("{\"operations\":[{\"type\":\"set\",\"key\":\"k\xe2\x82\",\"value\":\"v\xf0\x9f\x98\"}]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := ops.ops[0]; op.key != "k\uFFFD" || op.text != "v\uFFFD" {
+		t.Errorf("key %q, text %q; want %q, %q", op.key, op.text, "k\uFFFD", "v\uFFFD")
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"\xffa", "\"\uFFFDa\""},
+		{"\xed\xa0\x80a", "\"\uFFFD\uFFFD\uFFFDa\""}, // not the marker of a lone surrogate
+	} {
+		if got := appendStoredValue(nil, tc.text, true); string(got) != tc.want {
+			t.Errorf("appendStoredValue(%q) = %q; want %q", tc.text, got, tc.want)
+		}
+	}
+}

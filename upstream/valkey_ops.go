@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -396,6 +397,10 @@ func appendStoredValue(dst []byte, text string, found bool) []byte {
 	}
 	if out, err := appendNodeJSON(dst, []byte(text)); err == nil {
 		return out
+	}
+	if !utf8.ValidString(text) {
+		// Not written by the app: ioredis decodes it as Node does.
+		return AppendJSString(dst, jsonscan.AppendWellFormed(nil, []byte(text)))
 	}
 	return AppendJSString(dst, text)
 }

@@ -7,6 +7,7 @@ package jsonscan
 
 import (
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // Members calls f with each member of the JSON object doc, in the
@@ -153,14 +154,18 @@ func valueEnd(b []byte, i int) int {
 }
 
 // Unquote reads a JSON string, quotes included, as encoding/json does:
-// plain ASCII as it is, anything else (escapes, other UTF-8, invalid
-// bytes) through json.
+// plain ASCII as it is, anything else (escapes, other UTF-8) through
+// json. Bytes that are not UTF-8 read as Node reads them
+// (AppendWellFormed), not one U+FFFD a byte as json would.
 func Unquote(q []byte) (string, bool) {
 	if len(q) < 2 {
 		return "", false
 	}
 	if PlainASCII(q[1 : len(q)-1]) {
 		return string(q[1 : len(q)-1]), true
+	}
+	if !utf8.Valid(q) {
+		q = AppendWellFormed(nil, q)
 	}
 	var s string
 	return s, json.Unmarshal(q, &s) == nil
