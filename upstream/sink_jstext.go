@@ -56,8 +56,18 @@ func appText(raw []byte) (string, error) {
 // the app would write it back.
 func AppendNodeJSON(dst, raw []byte) ([]byte, error) { return appendNodeJSON(dst, raw) }
 
-// appendNodeJSON appends JSON.stringify(JSON.parse(raw)) to dst.
+// appendNodeJSON appends JSON.stringify(JSON.parse(raw)) to dst: raw
+// itself when it is in that form already, which is the common case.
 func appendNodeJSON(dst, raw []byte) ([]byte, error) {
+	if nodeCanonical(raw) {
+		return append(dst, raw...), nil
+	}
+	return reprintNodeJSON(dst, raw)
+}
+
+// reprintNodeJSON appends JSON.stringify(JSON.parse(raw)) to dst, read
+// and written by the scanner.
+func reprintNodeJSON(dst, raw []byte) ([]byte, error) {
 	sc := jsScanner{in: raw, out: dst}
 	sc.space()
 	if err := sc.value(0); err != nil {
