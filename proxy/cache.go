@@ -100,7 +100,7 @@ func (p *Proxy) serveCache(ctx *fasthttp.RequestCtx, rt *route, rv *requestValue
 	}
 	if cr.needsBody {
 		err := readBody(ctx, p.maxBody)
-		if err == nil && appReadsOtherwise(ctx.Request.Body()) {
+		if err == nil && (appReadsOtherwise(ctx.Request.Body()) || surrogateEscape(ctx.Request.Body())) {
 			p.bypass(ctx, rt) // JSON the app refuses or reads otherwise
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -51,7 +52,8 @@ func (cr *cacheRule) ambiguous(ctx *fasthttp.RequestCtx) bool {
 	if cr.needsBody && h.ContentLength() != 0 && !appReadsJSON(h) {
 		return true
 	}
-	if cr.keyedQuery && (bytes.Count(ctx.URI().QueryString(), []byte("&")) >= expressParameterLimit || cr.ambiguousArgs(ctx.QueryArgs())) {
+	if q := ctx.URI().QueryString(); cr.keyedQuery &&
+		(bytes.Count(q, []byte("&")) >= expressParameterLimit || qsReadsOtherwise(q) || cr.ambiguousArgs(ctx.QueryArgs())) {
 		return true
 	}
 	if cr.keyedHeader {
@@ -64,8 +66,38 @@ func (cr *cacheRule) ambiguous(ctx *fasthttp.RequestCtx) bool {
 	return false
 }
 
+// qsReadsOtherwise reports whether Express's query parser (qs) may read
+// the raw query string q otherwise than fasthttp's Args do:
+//   - brackets, as written or %5B/%5D (qs turns those into brackets
+//     first): "[userId]=alice" is userId to qs, "a[b]" an object, and a
+//     "]=" splits a part there rather than at its first "=";
+//   - a "%" not followed by two hex digits: decodeURIComponent throws,
+//     and qs keeps the whole key or value undecoded, where fasthttp
+//     decodes the escapes it can.
+func qsReadsOtherwise(q []byte) bool {
+	for i, c := range q {
+		switch c {
+		case '[', ']':
+			return true
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return true
+			}
+			if q[i+1] == '5' && (q[i+2]|0x20 == 'b' || q[i+2]|0x20 == 'd') {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'f'
+}
+
 // ambiguousArgs reports whether a keyed query parameter comes more than
-// once, or in a bracket form.
+// once, in a bracket form, or with a value whose escapes are not UTF-8
+// (decodeURIComponent throws on those, and qs keeps the value as sent).
 func (cr *cacheRule) ambiguousArgs(args *fasthttp.Args) bool {
 	for i := range cr.fields {
 		f := &cr.fields[i]
@@ -73,10 +105,13 @@ func (cr *cacheRule) ambiguousArgs(args *fasthttp.Args) bool {
 			continue
 		}
 		seen := 0
-		for k := range args.All() {
+		for k, v := range args.All() {
 			switch {
 			case string(k) == f.name:
 				seen++
+				if !utf8.Valid(v) {
+					return true
+				}
 			case len(k) > len(f.name) && k[len(f.name)] == '[' && string(k[:len(f.name)]) == f.name:
 				return true
 			}
@@ -134,6 +169,24 @@ func appReadsOtherwise(body []byte) bool {
 }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// surrogateEscape reports whether a JSON body holds a UTF-16 surrogate
+// escape (\ud800 to \udfff). JSON.parse keeps a lone one in the string,
+// where Go's decoders read U+FFFD, so "\ud800" and "\udc00" would share a
+// key the app reads as two users. Paired ones are rare (JSON.stringify
+// writes an emoji as it is); a body with any goes to the app uncached.
+func surrogateEscape(body []byte) bool {
+	for rest := body; ; {
+		i := bytes.Index(rest, []byte(`\u`))
+		if i < 0 || i+3 >= len(rest) {
+			return false
+		}
+		if hi, lo := rest[i+2]|0x20, rest[i+3]|0x20; hi == 'd' && (lo >= '8' && lo <= '9' || lo >= 'a' && lo <= 'f') {
+			return true
+		}
+		rest = rest[i+2:]
+	}
+}
 
 // encoded reports whether the request body has a Content-Encoding other
 // than identity: body-parser inflates it, Sheepdog would read the bytes.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -331,4 +332,130 @@ func TestExpiresCounts(t *testing.T) {
 		}
 		fasthttp.ReleaseResponse(resp)
 	}
+}
+
+// expressKeyConfig: the cache routes of configs/sheepdog.yaml that key the
+// query or the body, copied as they are there.
+func expressKeyConfig(t *testing.T, upstream string) *configs.Config {
+	t.Helper()
+	cfg, err := configs.Parse("express-key.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - name: products
+    match: {method: GET, path: /api/vultr/postgres/products}
+    cache:
+      ttl: 60s
+      stale_while_revalidate: 30s
+      stale_if_error: 10m
+      key: {query: [category, brand, minPrice, maxPrice, limit]}
+      tags: [products, postgres]
+  - name: user-orders
+    match: {method: GET, path: "/api/vultr/postgres/users/{userId}/orders"}
+    cache:
+      ttl: 30s
+      key: {query: [limit=50]}
+      tags: ["orders:{path.userId}", postgres]
+  - name: returns
+    match: {method: GET, path: /api/vultr/postgres/returns}
+    cache:
+      ttl: 30s
+      key: {query: [userId, productId]}
+      tags: ["returns:{query.userId=any}:{query.productId=any}", postgres]
+  - name: search-memory
+    match: {method: POST, path: /api/raindrop/search-memory}
+    cache:
+      ttl: 2m
+      key: {body: [userId=demo_user, q=, topK=20]}
+      tags: ["memory:{body.userId=demo_user}", memory]
+  - name: export-memory
+    match: {method: GET, path: /api/raindrop/export-memory}
+    cache:
+      ttl: 1m
+      key: {query: [userId=demo_user]}
+      tags: ["memory:{query.userId=demo_user}", memory]
+  - name: everything-else
+    match: {path_prefix: /api/}
+    pass: {}
+`, upstream)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// rawDo sends one raw request and reads the answer.
+func rawDo(t *testing.T, addr, raw string) *fasthttp.Response {
+	t.Helper()
+	c := dialRaw(t, addr)
+	fmt.Fprint(c, raw)
+	resp := fasthttp.AcquireResponse()
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func rawGet(target string) string {
+	return "GET " + target + " HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+}
+
+func rawPostJSON(target, body string) string {
+	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", target, len(body), body)
+}
+
+// TestExpressReadingsNeverShareAKey: the app (a stand-in) answers with the
+// request it was sent, target and body. Each pair is two requests that
+// Express 4 (qs 6.16, JSON.parse) reads differently (its readings in the
+// comments, from an Express echo app, as a review ran it); the second must
+// get the app's answer to itself, never the first's. Before, each second
+// request was a HIT on the first's entry: "[userId]=alice" stored Alice's
+// memory export as demo_user's.
+func TestExpressReadingsNeverShareAKey(t *testing.T) {
+	for _, tc := range []struct{ name, first, second string }{
+		// Express: query.userId "alice"  /  query.userId undefined (app: demo_user)
+		{"leading-bracket key export-memory", rawGet("/api/raindrop/export-memory?[userId]=alice"), rawGet("/api/raindrop/export-memory")},
+		{"encoded leading-bracket key", rawGet("/api/raindrop/export-memory?%5BuserId%5D=alice"), rawGet("/api/raindrop/export-memory?userId=demo_user")},
+		// Express: query.category "Shoes"  /  no category
+		{"leading-bracket key products", rawGet("/api/vultr/postgres/products?[category]=Shoes"), rawGet("/api/vultr/postgres/products")},
+		// Express: query.limit "5"  /  no limit (app: 50)
+		{"leading-bracket key orders", rawGet("/api/vultr/postgres/users/u1/orders?[limit]=5"), rawGet("/api/vultr/postgres/users/u1/orders")},
+		// Express: userId "alice", productId "p1"  /  neither
+		{"leading-bracket key returns", rawGet("/api/vultr/postgres/returns?[userId]=alice&[productId]=p1"), rawGet("/api/vultr/postgres/returns")},
+		// Express: category ["Boots","Shoes"]  /  category "Boots"
+		{"bracket key merges into array", rawGet("/api/vultr/postgres/products?category=Boots&[category]=Shoes"), rawGet("/api/vultr/postgres/products?category=Boots")},
+		// Express: no category (key "category=a]")  /  category "a]=b"
+		{"]= splits the key", rawGet("/api/vultr/postgres/products?category=a%5D=b"), rawGet("/api/vultr/postgres/products?category=a%5D%3Db")},
+		// Express: "%31%30%30%" (undecodable, kept raw)  /  "100%"
+		{"undecodable value kept raw", rawGet("/api/vultr/postgres/products?category=%31%30%30%"), rawGet("/api/vultr/postgres/products?category=100%25")},
+		// Express: "%E2%82"  /  "%e2%82"
+		{"invalid UTF-8 escapes kept raw", rawGet("/api/vultr/postgres/products?category=%E2%82"), rawGet("/api/vultr/postgres/products?category=%e2%82")},
+		// Express (JSON.parse): userId "\ud800"  /  "\ufffd"
+		{"lone surrogate in body", rawPostJSON("/api/raindrop/search-memory", `{"userId":"\ud800","q":"x"}`), rawPostJSON("/api/raindrop/search-memory", `{"userId":"\ufffd","q":"x"}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+				body := fmt.Sprintf("%s %s", req.RequestURI(), req.Body())
+				return fmt.Sprintf("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+			})
+			_, paddr, _ := startProxy(t, expressKeyConfig(t, addr))
+			r1 := rawDo(t, paddr, tc.first)
+			want1 := string(r1.Body())
+			fasthttp.ReleaseResponse(r1)
+			r2 := rawDo(t, paddr, tc.second)
+			defer fasthttp.ReleaseResponse(r2)
+			if string(r2.Body()) == want1 {
+				t.Errorf("second request %q answered %q, X-Cache %s, Cache-Status %q: the first request's answer",
+					firstLine(tc.second), r2.Body(), r2.Header.Peek("X-Cache"), r2.Header.Peek("Cache-Status"))
+			}
+		})
+	}
+}
+
+func firstLine(raw string) string {
+	for i := range raw {
+		if raw[i] == '\r' {
+			return raw[:i]
+		}
+	}
+	return raw
 }
