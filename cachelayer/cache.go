@@ -86,7 +86,8 @@ type Stats struct {
 	// subscription drops, one when it is back.
 	L1Flushes uint64
 	// InvalidationsRetried counts tags whose invalidation failed and was
-	// then sent again; InvalidationsLost, those given up on (see retryFor).
+	// then sent again; InvalidationsLost, those too many to hold, covered
+	// instead by a ban of every entry stored until then (see retryMaxTags).
 	InvalidationsRetried, InvalidationsLost uint64
 }
 
@@ -256,7 +257,7 @@ func (c *Cache) Delete(ctx context.Context, k Key) error {
 // returns after the local raise and the publish. When L2 cannot be reached the local versions are bumped
 // anyway, so this replica stops answering with the old entries, and the
 // error says that the others may not know yet: the tags are sent again in
-// the background, for up to retryFor.
+// the background until Valkey takes them (retry.go).
 func (c *Cache) Invalidate(ctx context.Context, tags ...string) error {
 	if len(tags) == 0 {
 		return nil

@@ -7,48 +7,44 @@ import (
 )
 
 // An invalidation that cannot reach Valkey (a timeout under load, the
-// breaker open, Valkey restarting) follows a write that has happened:
-// without it, the other replicas would answer from what the write
-// replaced until their entries expire. So its tags are sent again, with
-// backoff, for retryFor. A longer outage is the subscription's business:
-// a replica that loses it clears its L1.
-const (
-	retryFor     = 10 * time.Second
-	retryMaxTags = 4096 // tags held at most; past that, new ones are given up at once
-)
+// breaker open, Valkey restarting or out of this replica's reach) follows
+// a write that has happened: without it, the other replicas, and L2
+// itself, would answer from what the write replaced until their entries
+// expire. A replica that loses its subscription clears its L1, but that
+// does not save it: it fills L1 again from L2's old entry, which the tag's
+// unbumped version in L2 still vouches for. So the tags are sent again,
+// with backoff, until Valkey takes them, however long that is.
+//
+// retryMaxTags bounds the tags held. Past it, a tag is not held, and this
+// replica owes a ban of every entry stored until then, sent once Valkey
+// answers: more misses, never an old answer.
+const retryMaxTags = 4096
 
-// retryTags holds the tags whose invalidation failed, until they are sent
-// or retryFor has passed since their first failure.
+// retryTags holds the tags whose invalidation failed, until they are sent.
 type retryTags struct {
 	mu   sync.Mutex
-	tags map[string]failedSince
-	wake chan struct{} // one token: the retrier has tags to send
+	tags map[string]int64 // when each last failed, in unix nanos
+	// owedBan is when a tag last could not be held (unix nanos), 0 if
+	// none since the last ban sent.
+	owedBan int64
+	wake    chan struct{} // one token: the retrier has tags to send
 }
 
-// failedSince is when a tag's invalidation first failed and last failed,
-// in unix nanos.
-type failedSince struct{ first, last int64 }
-
 func newRetryTags() *retryTags {
-	return &retryTags{tags: make(map[string]failedSince), wake: make(chan struct{}, 1)}
+	return &retryTags{tags: make(map[string]int64), wake: make(chan struct{}, 1)}
 }
 
 // add holds tags that failed at now, and wakes the retrier. It returns
-// how many it could not hold.
+// how many it could not hold: a ban of everything is owed for those.
 func (r *retryTags) add(tags []string, now int64) (dropped int) {
 	r.mu.Lock()
 	for _, tag := range tags {
-		f, ok := r.tags[tag]
-		switch {
-		case ok:
-			f.last = now
-		case len(r.tags) >= retryMaxTags:
+		if _, ok := r.tags[tag]; !ok && len(r.tags) >= retryMaxTags {
 			dropped++
+			r.owedBan = now
 			continue
-		default:
-			f = failedSince{first: now, last: now}
 		}
-		r.tags[tag] = f
+		r.tags[tag] = now
 	}
 	r.mu.Unlock()
 	select {
@@ -58,20 +54,25 @@ func (r *retryTags) add(tags []string, now int64) (dropped int) {
 	return dropped
 }
 
-// due returns the tags to send now, and forgets those that first failed
-// more than retryFor ago: it returns how many.
-func (r *retryTags) due(now int64) (tags []string, expired int) {
+// due returns the tags to send now, and whether a ban of everything is
+// owed.
+func (r *retryTags) due() (tags []string, owedBan bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for tag, f := range r.tags {
-		if now-f.first > int64(retryFor) {
-			delete(r.tags, tag)
-			expired++
-			continue
-		}
+	for tag := range r.tags {
 		tags = append(tags, tag)
 	}
-	return tags, expired
+	return tags, r.owedBan != 0
+}
+
+// banSent forgets the ban owed, unless a tag was given up after the ban
+// that was sent began at start.
+func (r *retryTags) banSent(start int64) {
+	r.mu.Lock()
+	if r.owedBan <= start {
+		r.owedBan = 0
+	}
+	r.mu.Unlock()
 }
 
 // sent forgets tags sent by an invalidation begun at start, except those
@@ -80,7 +81,7 @@ func (r *retryTags) due(now int64) (tags []string, expired int) {
 func (r *retryTags) sent(tags []string, start int64) {
 	r.mu.Lock()
 	for _, tag := range tags {
-		if f, ok := r.tags[tag]; ok && f.last <= start {
+		if last, ok := r.tags[tag]; ok && last <= start {
 			delete(r.tags, tag)
 		}
 	}
@@ -91,8 +92,7 @@ func (r *retryTags) sent(tags []string, start int64) {
 // woken, and then with backoff while Valkey keeps refusing them.
 func (c *Cache) runRetries(ctx context.Context) {
 	defer close(c.retryDone)
-	var warned time.Time // the last warning of tags given up
-	lost := 0            // tags given up since
+	var warned time.Time // the last warning that invalidations wait
 	for {
 		select {
 		case <-c.retry.wake:
@@ -102,25 +102,19 @@ func (c *Cache) runRetries(ctx context.Context) {
 		backoff := resubscribeFirst
 		for {
 			start := time.Now().UnixNano()
-			tags, expired := c.retry.due(start)
-			if expired > 0 {
-				c.stats.invalidationsLost.Add(uint64(expired))
-				lost += expired
-				// One line a minute at most while an outage goes on,
-				// with the tags given up since the last.
-				if now := time.Now(); now.Sub(warned) >= time.Minute {
-					c.log.Warn("invalidations not sent within the retry window; other replicas may answer from older entries until they expire",
-						"tags", lost, "window", retryFor.String())
-					warned, lost = now, 0
-				}
-			}
-			if len(tags) == 0 {
+			tags, owedBan := c.retry.due()
+			if len(tags) == 0 && !owedBan {
 				break
 			}
-			if err := c.sendInvalidation(ctx, tags, start); err == nil {
-				c.retry.sent(tags, start)
-				c.stats.invalidationsRetried.Add(uint64(len(tags)))
+			err := c.sendRetries(ctx, tags, owedBan, start)
+			if err == nil {
 				continue
+			}
+			// One line a minute at most while an outage goes on.
+			if now := time.Now(); now.Sub(warned) >= time.Minute {
+				c.log.Warn("invalidations wait for Valkey; other replicas may answer from what the writes replaced until it takes them",
+					"tags", len(tags), "ban_everything", owedBan, "err", err.Error())
+				warned = now
 			}
 			select {
 			case <-time.After(backoff):
@@ -130,4 +124,23 @@ func (c *Cache) runRetries(ctx context.Context) {
 			backoff = min(2*backoff, resubscribeLast)
 		}
 	}
+}
+
+// sendRetries sends held tags, then the ban of everything owed, from a
+// round begun at start.
+func (c *Cache) sendRetries(ctx context.Context, tags []string, owedBan bool, start int64) error {
+	if len(tags) > 0 {
+		if err := c.sendInvalidation(ctx, tags, start); err != nil {
+			return err
+		}
+		c.retry.sent(tags, start)
+		c.stats.invalidationsRetried.Add(uint64(len(tags)))
+	}
+	if owedBan {
+		if err := c.Ban(ctx, ""); err != nil {
+			return err
+		}
+		c.retry.banSent(start)
+	}
+	return nil
 }

@@ -3,8 +3,10 @@ package cachelayer
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -64,20 +66,91 @@ func TestInvalidateRetries(t *testing.T) {
 }
 
 // TestRetryTagsKeepsLaterFailures: a tag that fails again after a retry
-// began is kept for the next one, and one past retryFor is given up.
+// began is kept for the next one, and none is ever given up: Valkey
+// must take each, however long it is away.
 func TestRetryTagsKeepsLaterFailures(t *testing.T) {
 	r := newRetryTags()
 	r.add([]string{"a", "b"}, 100)
-	tags, expired := r.due(200)
-	if len(tags) != 2 || expired != 0 {
-		t.Fatalf("due: %v, %d expired", tags, expired)
+	tags, owed := r.due()
+	if len(tags) != 2 || owed {
+		t.Fatalf("due: %v, ban owed %v", tags, owed)
 	}
 	r.add([]string{"b"}, 300) // failed again while the retry was under way
 	r.sent(tags, 200)
-	if tags, _ := r.due(400); len(tags) != 1 || tags[0] != "b" {
+	if tags, _ := r.due(); len(tags) != 1 || tags[0] != "b" {
 		t.Fatalf("after the retry, due %v, want [b]", tags)
 	}
-	if tags, expired := r.due(100 + int64(retryFor) + 1); len(tags) != 0 || expired != 1 {
-		t.Fatalf("past retryFor: due %v, %d expired; want none due, 1 expired", tags, expired)
+}
+
+// TestRetryTagsOweABanPastTheirBound: a tag past retryMaxTags is not
+// held; a ban of everything is owed for it instead, forgotten only by a
+// ban begun after the tag failed.
+func TestRetryTagsOweABanPastTheirBound(t *testing.T) {
+	r := newRetryTags()
+	many := make([]string, retryMaxTags)
+	for i := range many {
+		many[i] = "t" + strconv.Itoa(i)
+	}
+	if dropped := r.add(many, 100); dropped != 0 {
+		t.Fatalf("%d of %d tags dropped", dropped, retryMaxTags)
+	}
+	if dropped := r.add([]string{"one-more"}, 200); dropped != 1 {
+		t.Fatalf("%d dropped past the bound, want 1", dropped)
+	}
+	if tags, owed := r.due(); len(tags) != retryMaxTags || !owed {
+		t.Fatalf("due %d tags, ban owed %v; want %d and true", len(tags), owed, retryMaxTags)
+	}
+	r.banSent(150) // a ban begun before the tag was dropped does not cover it
+	if _, owed := r.due(); !owed {
+		t.Fatal("a ban begun before the drop forgave it")
+	}
+	r.banSent(250)
+	if _, owed := r.due(); owed {
+		t.Fatal("still owed after a ban that covers it")
+	}
+}
+
+// TestInvalidationOutlastsAnOutage: Valkey is out of the writing
+// replica's reach for longer than any retry window would be. The other
+// replicas, the one that reaches Valkey and one that starts afterwards
+// and reads L2, must not answer from the entry the write replaced once
+// the writer reaches Valkey again. (They did for the entry's whole TTL
+// when the writer gave up after 10 s: L2's version of the tag was never
+// bumped, so L2's old entry stayed valid.)
+func TestInvalidationOutlastsAnOutage(t *testing.T) {
+	srv := servicetest.StartRedisServer(t)
+	prefix := servicetest.KeyPrefix(t)
+	link := newCutProxy(t, srv.Addr)
+	a := newReplica(t, link.Addr(), prefix, 1<<20) // takes the write, through a link that breaks
+	b := newReplica(t, srv.Addr, prefix, 1<<20)    // reaches Valkey directly
+	ctx := context.Background()
+	tags := []string{"user:42"}
+	eventually(t, "b subscribed", func() bool {
+		_ = a.Invalidate(ctx, "probe")
+		return b.Stats().InvalidationsReceived > 0
+	})
+	old := fetched("/api/vultr/postgres/users/42/profile", time.Now().UnixNano(), 5*time.Minute, tags, b.VersionsFor(tags, nil))
+	b.Store(Key{42}, old)
+	b.WaitForTest()
+
+	link.cut()
+	if err := a.Invalidate(ctx, tags...); err == nil {
+		t.Fatal("Invalidate with Valkey out of reach returned no error")
+	}
+	time.Sleep(11 * time.Second) // past the 10 s the retries used to give up after
+	if e, _, _ := b.Lookup(ctx, Key{42}, tags, nil); e == nil {
+		t.Fatal("b dropped the entry while a could not reach Valkey: the test proves nothing")
+	}
+	link.heal()
+	eventually(t, "b told of a's invalidation", func() bool {
+		e, _, _ := b.Lookup(ctx, Key{42}, tags, nil)
+		return e == nil
+	})
+	c := newReplica(t, srv.Addr, prefix, 1<<20)
+	if e, tier, _ := c.Lookup(ctx, Key{42}, tags, nil); e != nil {
+		t.Fatalf("a replica started after the outage answers the pre-write entry from %v", tier)
+	}
+	if s := a.Stats(); s.InvalidationsRetried == 0 || s.InvalidationsLost != 0 {
+		t.Errorf("a retried %d tags and lost %d, want some and 0", s.InvalidationsRetried, s.InvalidationsLost)
 	}
 }

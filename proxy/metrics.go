@@ -187,7 +187,7 @@ var (
 	descInvReceived   = desc("invalidations_received_total", "Other replicas' invalidations that reached this one.")
 	descInvFailed     = desc("invalidation_failures_total", "Invalidations that could not reach L2 or the other replicas.")
 	descInvRetried    = desc("invalidation_tags_retried_total", "Tags of failed invalidations sent again, and then taken.")
-	descInvLost       = desc("invalidation_tags_lost_total", "Tags of failed invalidations given up on after the retry window.")
+	descInvLost       = desc("invalidation_tags_lost_total", "Tags of failed invalidations too many to hold; a ban of every entry is sent for them instead.")
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
