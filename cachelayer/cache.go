@@ -190,6 +190,13 @@ func (c *Cache) lookup(ctx context.Context, k Key, tags []string, versions []uin
 	if e == nil {
 		return nil, TierNone, cur
 	}
+	if c.regained.Load() > now {
+		// The subscription came back while this lookup was out: Valkey
+		// may have read the entry and its versions before an
+		// invalidation this replica never heard. A miss, as Store
+		// refuses a fetch begun before the return.
+		return nil, TierNone, cur
+	}
 	if !c.usable(e, now) {
 		c.stats.invalid.Add(1)
 		return nil, TierNone, cur
