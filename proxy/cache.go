@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -232,7 +233,7 @@ func (p *Proxy) miss(ctx *fasthttp.RequestCtx, rt *route, key cachelayer.Key, sc
 	}
 	wait, cancel := context.WithTimeout(waitFrom, p.cfg.Upstream.Timeout)
 	defer cancel()
-	r := p.flight.Do(wait, flightKey(key, &ctx.Request.Header), func(fctx context.Context) (*fetched, error) {
+	r := p.flight.Do(wait, flightKey(key, &ctx.Request.Header, versions), func(fctx context.Context) (*fetched, error) {
 		return p.fetchSafely(func() *fetched { return p.fetch(fctx, rt, req, key, tags, versions, path, 0) }), nil
 	})
 	if span != nil {
@@ -307,12 +308,18 @@ func (p *Proxy) answerFetched(ctx *fasthttp.RequestCtx, rt *route, f *fetched, l
 
 // flightKey adds to the key the request values a Vary'd answer may depend
 // on (the normalised Accept-Encoding and the Origin), so waiters are only
-// ever handed an answer made for a request like theirs.
-func flightKey(key cachelayer.Key, h *fasthttp.RequestHeader) string {
+// ever handed an answer made for a request like theirs, and the versions
+// of its tags the lookup saw: a read that comes after a write's
+// invalidation never joins a fetch begun before it.
+func flightKey(key cachelayer.Key, h *fasthttp.RequestHeader, versions []uint64) string {
 	var buf [256]byte
 	b := append(buf[:0], key[:]...)
 	b = append(append(b, 0), h.PeekBytes(hdrAcceptEncoding)...)
 	b = append(append(b, 0), h.PeekBytes(hdrOrigin)...)
+	b = append(b, 0)
+	for _, v := range versions {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
 	return string(b)
 }
 

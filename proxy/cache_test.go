@@ -948,3 +948,75 @@ routes:
 		t.Errorf("the app was asked %d times, want 1", n)
 	}
 }
+
+// TestReadAfterWriteJoinsNoEarlierFetch: a read that arrives after a write
+// was acknowledged (its tags invalidated) must not join the flight of a
+// fetch that began before the write: it used to, and was answered that
+// fetch's pre-write body ("fwd=miss; collapsed").
+func TestReadAfterWriteJoinsNoEarlierFetch(t *testing.T) {
+	var value atomic.Value
+	value.Store("v1")
+	release := make(chan struct{})
+	var blockOnce sync.Once
+	var gets atomic.Int64
+	_, originAddr := startRecordingOrigin(t, func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsPost() {
+			value.Store("v2")
+			ctx.SetBodyString(`{"success":true}`)
+			return
+		}
+		body := `{"fit":"` + value.Load().(string) + `"}` // read as the request arrives
+		if gets.Add(1) == 1 {
+			blockOnce.Do(func() { <-release }) // the first fetch is slow
+		}
+		ctx.SetBodyString(body)
+	})
+	p, addr, _ := startProxy(t, cacheConfig(t, originAddr, ""))
+	c := rawClient(addr)
+	const profile = "/api/vultr/postgres/users/u1/profile"
+
+	first := make(chan string, 1)
+	go func() {
+		r := get(t, c, "GET", profile)
+		first <- string(r.Body())
+		fasthttp.ReleaseResponse(r)
+	}()
+	for gets.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// The write: the app takes it, Sheepdog invalidates, the writer gets 200.
+	w := get(t, c, "POST", profile, "body", `{"preferences":{"fit":"slim"}}`)
+	if w.StatusCode() != 200 {
+		t.Fatalf("write %d", w.StatusCode())
+	}
+	fasthttp.ReleaseResponse(w)
+
+	// Now a read, strictly after the acknowledged write.
+	second := make(chan *fasthttp.Response, 1)
+	go func() { second <- get(t, c, "GET", profile) }()
+	// Wait until it has missed and gone to the flight (the miss is counted
+	// just before flight.Do), then give it ample time to join.
+	var rt *route
+	for _, r := range p.router.routes {
+		if r.name == "profile" {
+			rt = r
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for rt.stats.misses.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("second reader never missed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	t.Logf("first (began before the write): %s", <-first)
+	r := <-second
+	defer fasthttp.ReleaseResponse(r)
+	t.Logf("the app was asked for the profile %d time(s)", gets.Load())
+	if string(r.Body()) != `{"fit":"v2"}` {
+		t.Fatalf("read begun after the acknowledged write got %s (X-Cache %s, Cache-Status %q); the app holds v2",
+			r.Body(), r.Header.Peek("X-Cache"), r.Header.Peek("Cache-Status"))
+	}
+}
