@@ -222,6 +222,22 @@ func startApp(t *testing.T) (*shepherd.App, string) {
 	return app, addr
 }
 
+// startWatched starts cmd, its standard error to logs (read it only once
+// exited has said it is gone: exec writes it from a goroutine until then),
+// and kills it when the test ends if it still runs.
+func startWatched(t *testing.T, cmd *exec.Cmd) (logs *bytes.Buffer, exited <-chan error) {
+	t.Helper()
+	logs = new(bytes.Buffer)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return logs, done
+}
+
 func waitUp(t *testing.T, addr string) {
 	t.Helper()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
@@ -427,13 +443,7 @@ routes:
 `)
 	listen := at.listen
 	cmd := exec.Command(bin, "-config", at.path)
-	logs := new(bytes.Buffer)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	logs, exited := startWatched(t, cmd)
 	time.Sleep(300 * time.Millisecond) // in New, waiting for L2
 	cmd.Process.Signal(syscall.SIGHUP)
 	select {
@@ -457,14 +467,7 @@ func TestOutOfDescriptorsKeepsServing(t *testing.T) {
 	at := newBinaryPlace(t, originAddr)
 	at.write(t, "routes:\n  - {name: all, match: {path_prefix: /}, pass: {}}\n")
 	cmd := exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" -config "$1"`, bin, at.path)
-	logs := new(bytes.Buffer)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	logs, exited := startWatched(t, cmd)
 	waitUp(t, at.listen)
 
 	var conns []net.Conn

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/style-shepherd/sheepdog/configs"
 	"github.com/style-shepherd/sheepdog/internal/servicetest"
 )
@@ -34,15 +36,30 @@ func TestFillAcrossResubscribe(t *testing.T) {
 	_, _, cur := a.Lookup(ctx, Key{7}, tags, nil)
 	fetchStart := time.Now().UnixNano()
 
-	// a's subscription drops and cannot settle again for a while (its
-	// bans cannot be read), so it hears nothing.
+	deafWhileInvalidated(t, raw, prefix, a, b, func() { raw.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub") }, tags...)
+
+	// The fetch begun before the write ends now, with the old answer.
+	old := fetched("/api/products", fetchStart, time.Minute, tags, cur)
+	a.Store(Key{7}, old)
+	a.WaitForTest()
+	if e, tier, _ := a.Lookup(ctx, Key{7}, tags, nil); e != nil {
+		t.Fatalf("a serves the pre-invalidation entry from %v (stamped %v)", tier, e.TagVersions)
+	}
+}
+
+// deafWhileInvalidated drops a's subscription (drop) and keeps it from
+// settling again (its bans cannot be read) while b invalidates tags, then
+// lets it resubscribe: a misses the invalidation, and has flushed L1 on
+// the loss and on the return.
+func deafWhileInvalidated(t *testing.T, raw *redis.Client, prefix string, a, b *Cache, drop func(), tags ...string) {
+	t.Helper()
+	ctx := context.Background()
 	base := a.Stats().L1Flushes
 	raw.Set(ctx, prefix+"bans", "x", 0)
-	raw.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub")
+	drop()
 	eventually(t, "a noticed the loss", func() bool { return a.Stats().L1Flushes > base })
-
 	// The write lands and b invalidates; a does not hear it.
-	if err := b.Invalidate(ctx, "products"); err != nil {
+	if err := b.Invalidate(ctx, tags...); err != nil {
 		t.Fatal(err)
 	}
 	// a is back: subscribed, bans read, L1 flushed.
@@ -52,14 +69,6 @@ func TestFillAcrossResubscribe(t *testing.T) {
 		_ = b.Invalidate(ctx, "probe")
 		return a.Stats().InvalidationsReceived > n
 	})
-
-	// The fetch begun before the write ends now, with the old answer.
-	old := fetched("/api/products", fetchStart, time.Minute, tags, cur)
-	a.Store(Key{7}, old)
-	a.WaitForTest()
-	if e, tier, _ := a.Lookup(ctx, Key{7}, tags, nil); e != nil {
-		t.Fatalf("a serves the pre-invalidation entry from %v (stamped %v)", tier, e.TagVersions)
-	}
 }
 
 // holdProxy forwards to Valkey; once armed, the reply to the next MGET is
@@ -189,22 +198,7 @@ func TestL2FillAcrossResubscribe(t *testing.T) {
 	go func() { _, tier, _ := a.Lookup(ctx, Key{7}, tags, nil); got <- tier }()
 	<-link.held
 
-	// a's subscription drops, and cannot settle for a while.
-	base := a.Stats().L1Flushes
-	raw.Set(ctx, prefix+"bans", "x", 0)
-	link.killPubSub()
-	eventually(t, "a noticed the loss", func() bool { return a.Stats().L1Flushes > base })
-	// The write lands; b invalidates; a does not hear it.
-	if err := b.Invalidate(ctx, tags...); err != nil {
-		t.Fatal(err)
-	}
-	// a is back: subscribed, bans read, L1 flushed.
-	raw.Del(ctx, prefix+"bans")
-	n := a.Stats().InvalidationsReceived
-	eventually(t, "a resubscribed", func() bool {
-		_ = b.Invalidate(ctx, "probe")
-		return a.Stats().InvalidationsReceived > n
-	})
+	deafWhileInvalidated(t, raw, prefix, a, b, link.killPubSub, tags...)
 	// The slow reply arrives.
 	close(link.release)
 	t.Logf("the straddling lookup: %v", <-got)
