@@ -45,8 +45,9 @@ func successAnswer(ctx *fasthttp.RequestCtx) []byte {
 // succeeds, the route's invalidates tags are dropped before the answer,
 // as on pass routes.
 func (p *Proxy) serveBatch(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues, b *batchRoute) {
-	if h := &ctx.Request.Header; b.passThrough.Load() || (h.ContentLength() != 0 && !appReadsJSON(h)) {
-		// Also a body express.json() would not read (see
+	if h := &ctx.Request.Header; b.passThrough.Load() || (h.ContentLength() != 0 && !appReadsJSON(h)) || connectionStripsSent(h) {
+		// Also a body express.json() would not read, or a request
+		// whose Connection names a header it carries (see
 		// cacheRule.ambiguous): the app answers it as it would.
 		p.passRoute(ctx, rt, rv)
 		return

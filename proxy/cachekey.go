@@ -45,11 +45,16 @@ const expressParameterLimit = 1000
 //   - a query of more parts than Express reads, when the key reads the
 //     query;
 //   - a keyed header sent on more than one line, which Node joins;
+//   - a Connection that names a header the request carries, which the
+//     app never receives (connectionStripsSent);
 //   - a body the key or a tag reads that express.json() would not read
 //     (not application/json, or content-encoded): the app sees no body.
 func (cr *cacheRule) ambiguous(ctx *fasthttp.RequestCtx) bool {
 	h := &ctx.Request.Header
 	if cr.needsBody && h.ContentLength() != 0 && !appReadsJSON(h) {
+		return true
+	}
+	if connectionStripsSent(h) {
 		return true
 	}
 	if q := ctx.URI().QueryString(); cr.keyedQuery &&

@@ -73,6 +73,36 @@ func connectionNames(dst []byte, h header) []byte {
 	return dst
 }
 
+// connectionStripsSent reports whether the request's Connection lists a
+// header it carries, beyond the fixed hop-by-hop ones: Sheepdog forwards
+// no header Connection names (RFC 9110 §7.6.1), so the app reads the
+// request without it, while the cache key and the checks, made on the
+// client's header, would read it (Connection: Content-Type leaves a
+// keyed JSON body unread by the app; Connection: X-Tenant, a keyed header
+// unsent).
+func connectionStripsSent(h *fasthttp.RequestHeader) bool {
+	for _, line := range h.PeekAll(fasthttp.HeaderConnection) {
+		for len(line) > 0 {
+			name := line
+			if i := bytes.IndexByte(line, ','); i >= 0 {
+				name, line = line[:i], line[i+1:]
+			} else {
+				line = nil
+			}
+			name = bytes.TrimSpace(name)
+			if len(name) == 0 || bytes.EqualFold(name, strClose) || isHopByHop(name, nil) {
+				continue
+			}
+			if h.PeekBytes(name) != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var strClose = []byte("close")
+
 // isHopByHop reports whether a header of this name describes one
 // connection: a fixed hop-by-hop header, or one of names, the Connection
 // header's list.

@@ -271,6 +271,15 @@ func TestParseCacheControl(t *testing.T) {
 	if cc := parseCacheControl([][]byte{[]byte("max-age=18446744074, s-maxage=-1, no-store")}); cc.maxAge != (1<<31)*time.Second || cc.sMaxAge != 0 || !cc.noStore {
 		t.Errorf("%+v", cc)
 	}
+	// A directive given twice: the first counts (RFC 9111 §4.2.1), not the
+	// last, which kept max-age=1 fresh for an hour.
+	if cc := parseCacheControl([][]byte{[]byte("max-age=1"), []byte("max-age=3600")}); cc.maxAge != time.Second {
+		t.Errorf("max-age=1 then 3600: %v, want 1s", cc.maxAge)
+	}
+	// A comma inside a quoted argument splits nothing (RFC 9110 §5.6.4).
+	if cc := parseCacheControl([][]byte{[]byte(`max-age=1, ext="a, max-age=3600", x="q\", no-store"`)}); cc.maxAge != time.Second || cc.noStore {
+		t.Errorf("quoted commas: max-age %v, no-store %v; want 1s, false", cc.maxAge, cc.noStore)
+	}
 }
 
 // TestBodyKeyTypes: body values the app reads differently are different
@@ -458,4 +467,90 @@ func firstLine(raw string) string {
 		}
 	}
 	return raw
+}
+
+// echoOrigin answers with what the app would read of the request: its
+// X-Tenant lines joined as Node joins them, its lang cookie and its
+// Content-Type, cacheable for a minute.
+func echoOrigin(t *testing.T) string {
+	t.Helper()
+	addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		var tenants []string
+		for _, v := range req.Header.PeekAll("X-Tenant") {
+			tenants = append(tenants, string(v))
+		}
+		body := fmt.Sprintf("tenant=%q lang=%q type=%q", strings.Join(tenants, ", "), req.Header.Cookie("lang"), req.Header.ContentType())
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nCache-Control: public, max-age=60\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	return addr
+}
+
+func echoConfig(t *testing.T, origin string) *configs.Config {
+	t.Helper()
+	cfg, err := configs.Parse("echo.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - {name: catalog, match: {method: GET, path: /catalog}, cache: {ttl: 60s, key: {header: [X-Tenant]}}}
+  - {name: prefs, match: {method: GET, path: /prefs}, cache: {ttl: 60s, key: {cookie: [lang]}}}
+  - {name: search, match: {method: POST, path: /search}, cache: {ttl: 60s, key: {header: [X-Tenant], body: [q=]}}}
+`, origin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestConnectionNamingKeyedInput: a client may name in Connection a header
+// the key holds (a keyed header, Cookie, Content-Type): Sheepdog forwards
+// no header Connection names (RFC 9110 §7.6.1), so the app answers as if
+// it were not sent. Such a request goes to the app uncached. Before, the
+// answer made without the value was stored under the key of the value,
+// and the next client who sent it was served that answer.
+func TestConnectionNamingKeyedInput(t *testing.T) {
+	_, paddr, _ := startProxy(t, echoConfig(t, echoOrigin(t)))
+	const body = `{"q":"coats"}`
+	post := func(extra string) string {
+		return fmt.Sprintf("POST /search HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\nX-Tenant: acme\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", extra, len(body), body)
+	}
+	for _, tc := range []struct{ name, attack, victim, want string }{
+		{"keyed header",
+			"GET /catalog HTTP/1.1\r\nHost: a.test\r\nX-Tenant: acme\r\nConnection: X-Tenant, close\r\n\r\n",
+			"GET /catalog HTTP/1.1\r\nHost: a.test\r\nX-Tenant: acme\r\nConnection: close\r\n\r\n", `tenant="acme"`},
+		{"keyed cookie",
+			"GET /prefs HTTP/1.1\r\nHost: a.test\r\nCookie: lang=fr\r\nConnection: Cookie, close\r\n\r\n",
+			"GET /prefs HTTP/1.1\r\nHost: a.test\r\nCookie: lang=fr\r\nConnection: close\r\n\r\n", `lang="fr"`},
+		{"Content-Type of a keyed body", post("Connection: Content-Type\r\n"), post(""), `type="application/json"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fasthttp.ReleaseResponse(rawDo(t, paddr, tc.attack))
+			r := rawDo(t, paddr, tc.victim)
+			defer fasthttp.ReleaseResponse(r)
+			if !strings.Contains(string(r.Body()), tc.want) {
+				t.Errorf("the client who sent %s was answered %q (X-Cache %s): the answer made without it", tc.want, r.Body(), r.Header.Peek("X-Cache"))
+			}
+		})
+	}
+}
+
+// TestTrailersNeverBecomeHeaders: a chunked request's trailer fields are
+// not sent to the app as header fields when Sheepdog reads the body whole
+// (RFC 9110 §6.5.1), past the checks made on the header section. Before,
+// "X-Tenant: evil" in a trailer reached the app beside the header's
+// "X-Tenant: acme" (Node read "acme, evil"), and that answer was stored
+// under acme's key.
+func TestTrailersNeverBecomeHeaders(t *testing.T) {
+	_, paddr, _ := startProxy(t, echoConfig(t, echoOrigin(t)))
+	const body = `{"q":"coats"}`
+	attack := fmt.Sprintf("POST /search HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\nContent-Type: application/json\r\nX-Tenant: acme\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-Tenant: evil\r\n\r\n", len(body), body)
+	victim := fmt.Sprintf("POST /search HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\nContent-Type: application/json\r\nX-Tenant: acme\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	a := rawDo(t, paddr, attack)
+	if strings.Contains(string(a.Body()), "evil") {
+		t.Errorf("the trailer reached the app as a header: %q", a.Body())
+	}
+	fasthttp.ReleaseResponse(a)
+	v := rawDo(t, paddr, victim)
+	defer fasthttp.ReleaseResponse(v)
+	if want := `tenant="acme"`; !strings.Contains(string(v.Body()), want) {
+		t.Errorf("acme's request was answered %q (X-Cache %s)", v.Body(), v.Header.Peek("X-Cache"))
+	}
 }

@@ -298,5 +298,27 @@ func readBody(ctx *fasthttp.RequestCtx, max int) error {
 		return err
 	}
 	ctx.Request.SetBodyRaw(body)
+	dropTrailers(&ctx.Request.Header)
 	return nil
+}
+
+// dropTrailers removes the fields a chunked body's trailer brought, and
+// any of the same name: the body goes on with a length, and fasthttp would
+// write them into the header section (RFC 9110 §6.5.1 forbids merging),
+// past the checks made on it, where the app would read them beside the
+// header's own (Node joins "X-Tenant: acme" and a trailer's "evil"). The
+// key, the tags and the app then all read the same header.
+func dropTrailers(h *fasthttp.RequestHeader) {
+	keys := h.PeekTrailerKeys()
+	if len(keys) == 0 {
+		return
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = string(k) // Del may reuse what PeekTrailerKeys viewed
+	}
+	for _, name := range names {
+		h.Del(name)
+	}
+	h.Del(fasthttp.HeaderTrailer)
 }
