@@ -383,11 +383,13 @@ func writeEntry(ctx *fasthttp.RequestCtx, e *cachelayer.Entry, now int64, o outc
 		ttl = -1 // stale, if by less than a second
 	}
 	setCacheStatus(&resp.Header, o, ttl, fwdStatus)
-	if o != outMiss && o != outMissStored && o != outCollapsed {
+	// The answer's whole age: what the app said it had, and the time since
+	// (RFC 9111 §4.2.3). Every answer from the cache has one; a miss passes
+	// on the app's own, so a browser does not keep it longer than its
+	// max-age allows (§5.1).
+	if age := e.UpstreamAge + max(0, (now-e.Stored)/int64(time.Second)); age > 0 || (o != outMiss && o != outMissStored && o != outCollapsed) {
 		var buf [20]byte
-		// The answer's whole age: what the app said it had, and the time
-		// since (RFC 9111 §4.2.3).
-		resp.Header.SetBytesKV(hdrAge, strconv.AppendInt(buf[:0], e.UpstreamAge+max(0, (now-e.Stored)/int64(time.Second)), 10))
+		resp.Header.SetBytesKV(hdrAge, strconv.AppendInt(buf[:0], age, 10))
 	}
 	if len(e.Body) > 0 {
 		resp.SetBodyRaw(e.Body)

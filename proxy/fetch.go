@@ -43,23 +43,28 @@ var (
 	hdrOrigin          = []byte("Origin")
 	hdrContentEncoding = []byte("Content-Encoding")
 	gzipToken          = []byte("gzip")
+	identityToken      = []byte("identity")
 )
 
 // normaliseAcceptEncoding reduces the client's Accept-Encoding to what the
-// cache stores: gzip, or nothing. Both the key and the upstream request
-// see the normalised value, so one variant serves every gzip client.
+// cache stores: gzip, identity, or none sent. Both the key and the
+// upstream request see the normalised value, so one variant serves every
+// gzip client. A client that sent one refusing gzip (identity, gzip;q=0,
+// or an empty value: no coding wanted) is said to want identity, never
+// merged with one that sent none, to whom the app may send any coding
+// (RFC 9110 §12.5.3).
 func normaliseAcceptEncoding(h *fasthttp.RequestHeader) {
 	ae := h.PeekBytes(hdrAcceptEncoding)
-	if len(ae) == 0 {
-		return
-	}
-	if acceptsGzip(ae) {
+	switch {
+	case len(ae) == 0 && len(h.PeekAll(fasthttp.HeaderAcceptEncoding)) == 0:
+		// None sent.
+	case len(ae) > 0 && acceptsGzip(ae):
 		if !bytes.Equal(ae, gzipToken) {
 			h.SetBytesKV(hdrAcceptEncoding, gzipToken)
 		}
-		return
+	case !bytes.Equal(ae, identityToken):
+		h.SetBytesKV(hdrAcceptEncoding, identityToken)
 	}
-	h.DelBytes(hdrAcceptEncoding)
 }
 
 // acceptsGzip reads an Accept-Encoding value: gzip listed with a q above
@@ -203,15 +208,18 @@ func (p *Proxy) fetch(fctx context.Context, rt *route, req *fasthttp.Request, ke
 
 	// fasthttp reads any three-digit status; the list covers 0..599.
 	listed := e.Status < len(cr.statuses) && cr.statuses[e.Status]
-	// Waiters are handed what is about the resource, not one client: an
-	// answer the route may store, or a 5xx (sent to each waiter's own
-	// fetch, a failing app would meet a herd); never a 429 or 401 one
-	// client earned, nor what the app said not to keep or to keep private.
-	f := &fetched{entry: e, shareable: (listed || e.Status >= 500) && !cc.noStore && !cc.private && !hasCookie && !varyAll && varyWithin(vary)}
 	// An answer caches before the app have held a while has spent as much
 	// of its max-age (RFC 9111 §4.2.3); the route's ttl caps what is left.
 	fresh := cc.freshFor(cr.ttl, age)
-	storable := listed && !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll && fresh > 0
+	reusable := !cc.noStore && !cc.private && !cc.noCache && !hasCookie && !varyAll
+	// Waiters are handed what is about the resource, not one client: an
+	// answer the route may store and reuse (RFC 9111 §4: a collapsed
+	// request takes only what the cache could reuse, so not no-cache, nor
+	// stale on arrival), or a 5xx (sent to each waiter's own fetch, a
+	// failing app would meet a herd); never a 429 or 401 one client
+	// earned, nor what the app said not to keep or to keep private.
+	f := &fetched{entry: e, shareable: ((listed && fresh > 0) || e.Status >= 500) && reusable && varyWithin(vary)}
+	storable := listed && reusable && fresh > 0
 	if !storable {
 		return f
 	}

@@ -22,12 +22,7 @@ func parseCacheControl(lines [][]byte) cacheControl {
 	for _, v := range lines {
 		for len(v) > 0 {
 			var d []byte
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				d, v = v[:i], v[i+1:]
-			} else {
-				d, v = v, nil
-			}
-			d = bytes.TrimSpace(d)
+			d, v = nextDirective(v)
 			name, arg, _ := bytes.Cut(d, []byte("="))
 			switch string(bytes.ToLower(bytes.TrimSpace(name))) {
 			case "no-store":
@@ -36,14 +31,37 @@ func parseCacheControl(lines [][]byte) cacheControl {
 				cc.private = true
 			case "no-cache":
 				cc.noCache = true
+			// A directive given twice: the first counts (RFC 9111 §4.2.1).
 			case "max-age":
-				cc.maxAge = parseSeconds(arg)
+				if cc.maxAge < 0 {
+					cc.maxAge = parseSeconds(arg)
+				}
 			case "s-maxage":
-				cc.sMaxAge = parseSeconds(arg)
+				if cc.sMaxAge < 0 {
+					cc.sMaxAge = parseSeconds(arg)
+				}
 			}
 		}
 	}
 	return cc
+}
+
+// nextDirective splits the first directive off a Cache-Control list, at
+// the first comma outside a quoted string (RFC 9110 §5.6.4: a quoted
+// argument may hold commas, and backslash-escaped quotes).
+func nextDirective(v []byte) (d, rest []byte) {
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			return bytes.TrimSpace(v[:i]), v[i+1:]
+		}
+	}
+	return bytes.TrimSpace(v), nil
 }
 
 // parseSeconds reads a delta-seconds argument; a malformed one counts as 0
