@@ -26,6 +26,13 @@ func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues
 		}
 	}
 	tags, err := rv.evalTags(nil, rt.invalidates)
+	if h := &ctx.Request.Header; rt.invBody && h.ContentLength() != 0 && !appReadsJSON(h) {
+		// The app reads this body otherwise than as JSON: not at all
+		// (text/plain: its defaults), or as a form. Which user or key
+		// the write touched is not certain, so the tags of every
+		// reading are dropped.
+		tags, err = rv.otherReadings(tags, err, rt.invalidates)
+	}
 	if err != nil {
 		fail(ctx, err)
 		return

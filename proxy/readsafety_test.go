@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -552,5 +553,70 @@ func TestTrailersNeverBecomeHeaders(t *testing.T) {
 	defer fasthttp.ReleaseResponse(v)
 	if want := `tenant="acme"`; !strings.Contains(string(v.Body()), want) {
 		t.Errorf("acme's request was answered %q (X-Cache %s)", v.Body(), v.Header.Peek("X-Cache"))
+	}
+}
+
+// TestInvalidationReadsTheBodyAsTheAppMay: a write whose invalidation
+// names body values, sent with a body the app does not read as JSON (a
+// form, which Express's urlencoded parser reads; text/plain, which it
+// ignores, so its defaults apply), drops the tags of each reading. Before,
+// only the JSON reading counted: a form's userId=alice dropped
+// memory:demo_user, and a text/plain {"userId":"alice"} that cleared
+// demo_user's memories dropped memory:alice; the cached stats stayed.
+func TestInvalidationReadsTheBodyAsTheAppMay(t *testing.T) {
+	var mu sync.Mutex
+	version := map[string]int{}
+	addr, _ := startRawOriginFunc(t, func(req *fasthttp.Request) (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if req.Header.IsPost() {
+			user := "demo_user" // text/plain: express.json() leaves req.body empty
+			if strings.HasPrefix(string(req.Header.ContentType()), "application/x-www-form-urlencoded") {
+				var form fasthttp.Args
+				form.ParseBytes(req.Body())
+				user = string(form.Peek("userId"))
+			}
+			version[user]++
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+		}
+		user := string(req.URI().QueryArgs().Peek("userId"))
+		if user == "" {
+			user = "demo_user"
+		}
+		body := fmt.Sprintf("%s v%d", user, version[user])
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n%s", len(body), body), false
+	})
+	cfg, err := configs.Parse("inv.yaml", []byte(fmt.Sprintf(`
+upstream: {url: "http://%s", timeout: 2s}
+routes:
+  - {name: stats, match: {method: GET, path: /stats}, cache: {ttl: 60s, key: {query: [userId=demo_user]}, tags: ["memory:{query.userId||demo_user}"]}}
+  - {name: clear, match: {method: POST, path: /clear}, pass: {}, invalidates: ["memory:{body.userId=demo_user}"]}
+`, addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, paddr, _ := startProxy(t, cfg)
+	stats := func(query string) string {
+		r := rawDo(t, paddr, getWith("/stats"+query))
+		defer fasthttp.ReleaseResponse(r)
+		return string(r.Body())
+	}
+	write := func(ctype, body string) {
+		r := rawDo(t, paddr, fmt.Sprintf("POST /clear HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s", ctype, len(body), body))
+		if r.StatusCode() != 200 {
+			t.Fatalf("write: %d %s", r.StatusCode(), r.Body())
+		}
+		fasthttp.ReleaseResponse(r)
+	}
+	for _, tc := range []struct{ query, ctype, body, want string }{
+		{"?userId=alice", "application/x-www-form-urlencoded", "userId=alice", "alice v1"},
+		{"", "text/plain", `{"userId":"alice"}`, "demo_user v1"},
+	} {
+		stats(tc.query)
+		stats(tc.query) // cached
+		write(tc.ctype, tc.body)
+		if got := stats(tc.query); got != tc.want {
+			t.Errorf("after a %s write of %s: stats%s answered %q, want %q", tc.ctype, tc.body, tc.query, got, tc.want)
+		}
 	}
 }

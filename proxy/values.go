@@ -155,6 +155,36 @@ func (rv *requestValues) setTop(fields []field) {
 	rv.top, rv.bodyErr, rv.bodyRead = top, nil, true
 }
 
+// otherReadings adds to tags (those of the body read as JSON, or err if
+// that failed) the invalidation tags of the body read as the app may read
+// a body that is not JSON: as none (its defaults), and as a form's fields.
+// A reading that cannot give every tag is left out; err stands only if
+// none can.
+func (rv *requestValues) otherReadings(tags []string, err error, invalidates []configs.Template) ([]string, error) {
+	readings := [][]field{nil}
+	if bytes.HasPrefix(rv.ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+		var form fasthttp.Args
+		form.ParseBytes(rv.ctx.Request.Body())
+		var fields []field
+		for k, v := range form.All() {
+			if bytes.ContainsAny(k, "[]") {
+				continue // qs reads it as an object or array
+			}
+			fields = append(fields, field{key: string(k), value: upstream.AppendJSString(nil, v)})
+		}
+		readings = append(readings, fields)
+	}
+	for _, fields := range readings {
+		rv.setTop(fields)
+		more, e := rv.evalTags(nil, invalidates)
+		if e != nil {
+			continue
+		}
+		tags, err = append(tags, more...), nil
+	}
+	return tags, err
+}
+
 // decodeTop decodes a body's top-level members; nil, without an error,
 // when the body is empty or JSON other than an object. A function of its
 // own so that the map, not the requestValues (which stays on the stack of
@@ -270,8 +300,6 @@ func (rv *requestValues) evalTags(dst []string, tags []configs.Template) ([]stri
 	return dst, nil
 }
 
-// readBody reads a request body whole, for the routes whose keys, tags or
-// invalidations name body values; bodies past max are refused, not read.
 // wellFormedBody makes a JSON body the app reads the text express.json()
 // decodes from it, where it is not valid UTF-8 (jsonscan.AppendWellFormed:
 // one U+FFFD for each ill-formed part, as Node decodes): keys, templates
@@ -284,6 +312,8 @@ func wellFormedBody(req *fasthttp.Request) {
 	}
 }
 
+// readBody reads a request body whole, for the routes whose keys, tags or
+// invalidations name body values; bodies past max are refused, not read.
 func readBody(ctx *fasthttp.RequestCtx, max int) error {
 	n := ctx.Request.Header.ContentLength()
 	if n > max {

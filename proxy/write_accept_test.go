@@ -376,10 +376,10 @@ func TestWritePropagatesToReplicas(t *testing.T) {
 		trials, p50, p99, lags[len(lags)-1], firstReadFresh)
 }
 
-// TestExamplePostgresBatchDropsReads runs the shipped configs/sheepdog.yaml:
-// POST /api/vultr/postgres/batch (arbitrary SQL) goes to the app, and
-// every Postgres-backed read cached before it is fetched again after it.
-func TestExamplePostgresBatchDropsReads(t *testing.T) {
+// startExample runs the shipped configs/sheepdog.yaml in front of the
+// simulated app, with a Valkey of its own and the tests' PostgreSQL.
+func startExample(t *testing.T) (app *shepherd.App, addr string) {
+	t.Helper()
 	app, origin := startOrigin(t)
 	valkey := servicetest.StartRedisServer(t)
 	src, err := configs.ExampleFile("sheepdog.yaml")
@@ -398,7 +398,43 @@ func TestExamplePostgresBatchDropsReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, addr, _ := startProxy(t, cfg)
+	_, addr, _ = startProxy(t, cfg)
+	return app, addr
+}
+
+// TestExampleEmptyUserIDIsTheDefaultUser: the app reads ?userId= (empty) as
+// demo_user, as it reads no userId (req.query.userId || 'demo_user'), so a
+// write for demo_user must drop that read too. Its tag read the empty
+// value as written (memory:), which no write drops, and the stats stayed
+// stale for their 5 minutes.
+func TestExampleEmptyUserIDIsTheDefaultUser(t *testing.T) {
+	_, addr := startExample(t)
+	c := rawClient(addr)
+	const stats = "/api/raindrop/memory-stats?userId="
+	xcache := func() string {
+		resp := get(t, c, "GET", stats)
+		defer fasthttp.ReleaseResponse(resp)
+		return string(resp.Header.Peek("X-Cache"))
+	}
+	xcache()
+	if x := xcache(); x != "HIT" {
+		t.Fatalf("stats read twice: %s, want HIT", x)
+	}
+	resp := get(t, c, "POST", "/api/raindrop/store-memory", "Content-Type", "application/json", "body", `{"text":"a new memory"}`)
+	if resp.StatusCode() != 200 {
+		t.Fatalf("store-memory: %d %s", resp.StatusCode(), resp.Body())
+	}
+	fasthttp.ReleaseResponse(resp)
+	if x := xcache(); x == "HIT" {
+		t.Errorf("%s after demo_user stored a memory: HIT, the stats from before it", stats)
+	}
+}
+
+// TestExamplePostgresBatchDropsReads runs the shipped configs/sheepdog.yaml:
+// POST /api/vultr/postgres/batch (arbitrary SQL) goes to the app, and
+// every Postgres-backed read cached before it is fetched again after it.
+func TestExamplePostgresBatchDropsReads(t *testing.T) {
+	app, addr := startExample(t)
 	c := rawClient(addr)
 	reads := []string{
 		"/api/vultr/postgres/products?category=tops",
