@@ -344,12 +344,14 @@ func TestBatchCreateOrder(t *testing.T) {
 		if err := json.Unmarshal(a, &got); err != nil || !got.Success {
 			t.Fatalf("answer %s: %v", a, err)
 		}
-		prefix, id, ok := strings.Cut(string(got.Data), `,"orderId":"`)
-		if !ok || prefix+"}" != body || !orderID.MatchString(strings.TrimSuffix(id, `"}`)) {
-			t.Errorf("data %s: want the body, then orderId like order_<ms>_<9 base36>", got.Data)
+		// {orderId, ...body}, as the app answers (API.md).
+		rest, ok := strings.CutPrefix(string(got.Data), `{"orderId":"`)
+		id, after, found := strings.Cut(rest, `",`)
+		if !ok || !found || "{"+after != body || !orderID.MatchString(id) {
+			t.Errorf("data %s: want orderId like order_<ms>_<9 base36>, then the body", got.Data)
 			continue
 		}
-		ids[strings.TrimSuffix(id, `"}`)] = true
+		ids[id] = true
 	}
 	if len(ids) != n {
 		t.Fatalf("%d distinct order ids for %d orders", len(ids), n)
@@ -656,15 +658,19 @@ func TestPostgresAnswer(t *testing.T) {
 		returned   map[string]any
 		want       string
 	}{
-		{"appended", `{"b":1,"a":[1, 2]}`, map[string]any{"order_id": "o1"},
-			`{"success":true,"data":{"b":1,"a":[1,2],"orderId":"o1"},` + stamp},
+		// {orderId, ...body}: the returned column first, the body after it.
+		{"first", `{"b":1,"a":[1, 2]}`, map[string]any{"order_id": "o1"},
+			`{"success":true,"data":{"orderId":"o1","b":1,"a":[1,2]},` + stamp},
 		{"as the app writes it", `{"user_id":"u","items":[ {"product_id" : "p1", "price": 19.990} ],"total_amount":1e1,"note":"\u00e9\/","2":"x","1":"y"}`,
 			map[string]any{"order_id": "o3"},
-			`{"success":true,"data":{"1":"y","2":"x","user_id":"u","items":[{"product_id":"p1","price":19.99}],"total_amount":10,"note":"é/","orderId":"o3"},` + stamp},
-		{"replaced in place", `{"orderId":"mine","x":"<"}`, map[string]any{"order_id": "o<2"},
-			`{"success":true,"data":{"orderId":"o<2","x":"<"},` + stamp},
+			`{"success":true,"data":{"1":"y","2":"x","orderId":"o3","user_id":"u","items":[{"product_id":"p1","price":19.99}],"total_amount":10,"note":"é/"},` + stamp},
+		{"the body's own wins, in its place", `{"x":"<","orderId":"mine"}`, map[string]any{"order_id": "o<2"},
+			`{"success":true,"data":{"orderId":"mine","x":"<"},` + stamp},
 		{"repeated key keeps its place, last value", `{"a":1,"b":2,"a":3}`, map[string]any{"order_id": nil},
-			`{"success":true,"data":{"a":3,"b":2,"orderId":null},` + stamp},
+			`{"success":true,"data":{"orderId":null,"a":3,"b":2},` + stamp},
+		// A body with a success or error key of its own goes out flat.
+		{"flat", `{"success":false,"x":1}`, map[string]any{"order_id": "o4"},
+			`{"orderId":"o4","success":false,"x":1,` + stamp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fields, err := objectFields([]byte(tc.body))

@@ -302,26 +302,32 @@ func fieldIndex(fields []field, key string) int {
 	return -1
 }
 
-// postgresAnswer is {"success":true,"data":{...body, ...returning}} with
-// the app's requestId and timestamp: the returned columns replace body
-// fields of the same name in place, as a JS spread does, and follow the
-// body's fields otherwise.
+// postgresAnswer is the app's answer to an insert: {orderId, ...body}, the
+// returned columns first and the body's fields after them, a field of the
+// same name replacing a returned one in its place, as a JS spread does
+// (API.md). Wrapped as {"success":true,"data":…} with the app's requestId
+// and timestamp, or, when it has a success or error key of its own, flat
+// with them added, as the app sends every answer.
 func postgresAnswer(body []field, returning []returnField, returned map[string]any, requestID string, now time.Time) ([]byte, error) {
-	fields := append([]field(nil), body...)
+	fields := make([]field, 0, len(returning)+len(body))
 	for _, r := range returning {
 		v, err := marshalJS(returned[r.column])
 		if err != nil {
 			return nil, fmt.Errorf("returned %s: %w", r.column, err)
 		}
-		if i := fieldIndex(fields, r.field); i >= 0 {
-			fields[i].value = v
+		fields = append(fields, field{key: r.field, value: v})
+	}
+	for _, f := range body {
+		if i := fieldIndex(fields, f.key); i >= 0 {
+			fields[i].value = f.value
 		} else {
-			fields = append(fields, field{key: r.field, value: v})
+			fields = append(fields, f)
 		}
 	}
-	size := 2
+	size, flat := 2, false
 	for _, f := range fields {
 		size += len(f.key) + len(f.value) + 4 // quotes, colon, comma
+		flat = flat || f.key == "success" || f.key == "error"
 	}
 	data := make([]byte, 0, size)
 	data = append(data, '{')
@@ -335,9 +341,16 @@ func postgresAnswer(body []field, returning []returnField, returned map[string]a
 	// As the app writes the object back: its key order (integer-like
 	// keys first), JavaScript's numbers, JSON.stringify's escapes.
 	const head, stamp = `{"success":true,"data":`, 100 // ,"requestId":"…","timestamp":"…"}\n
-	out, err := upstream.AppendNodeJSON(append(make([]byte, 0, len(head)+len(data)+stamp+len(requestID)), head...), data)
+	out := make([]byte, 0, len(head)+len(data)+stamp+len(requestID))
+	if !flat {
+		out = append(out, head...)
+	}
+	out, err := upstream.AppendNodeJSON(out, data)
 	if err != nil {
 		return nil, err
+	}
+	if flat {
+		out = out[:len(out)-1] // the stamp closes the answer itself
 	}
 	return append(upstream.AppendRequestStamp(out, requestID, now), '\n'), nil
 }
