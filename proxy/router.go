@@ -118,7 +118,7 @@ func (r *router) match(method, path []byte, p *Params) *route {
 			continue
 		}
 		if rt.prefix != nil {
-			if bytes.HasPrefix(path, rt.prefix) {
+			if len(path) >= len(rt.prefix) && bytes.EqualFold(path[:len(rt.prefix)], rt.prefix) {
 				p.n, p.path = 0, path
 				return rt
 			}
@@ -132,7 +132,8 @@ func (r *router) match(method, path []byte, p *Params) *route {
 }
 
 // matchPath matches path against the template segment by segment. Like
-// Express (the app's router), one trailing slash is allowed.
+// Express (the app's router), one trailing slash is allowed, and literal
+// segments match whatever their case (Express's caseSensitive is false).
 func (rt *route) matchPath(path []byte, p *Params) bool {
 	p.n, p.path = 0, path
 	pos := 0
@@ -155,7 +156,7 @@ func (rt *route) matchPath(path []byte, p *Params) bool {
 			p.names[p.n] = s.param
 			p.spans[p.n] = [2]int{pos, end}
 			p.n++
-		} else if !bytes.Equal(seg, s.literal) {
+		} else if !bytes.EqualFold(seg, s.literal) {
 			return false
 		}
 		pos = end

@@ -39,6 +39,11 @@ func TestRouterMatch(t *testing.T) {
 		{"GET", "/api/vultr/postgres/productsX", "everything-else", nil},
 		{"GET", "/api/vultr/postgres/users/u1/profile", "profile", map[string]string{"userId": "u1"}},
 		{"POST", "/api/vultr/postgres/users/u1/profile", "profile-post", map[string]string{"userId": "u1"}},
+		// Express's routes match whatever the case (caseSensitive false):
+		// a write the app takes at .../Profile must invalidate as one at
+		// .../profile does; a parameter keeps its own case.
+		{"POST", "/api/vultr/postgres/users/U1/Profile", "profile-post", map[string]string{"userId": "U1"}},
+		{"GET", "/API/Vultr/postgres/PRODUCTS", "products", nil},
 		{"GET", "/api/vultr/postgres/users//profile", "everything-else", nil},
 		{"GET", "/api/vultr/postgres/users/u1/profile/extra", "everything-else", nil},
 		{"DELETE", "/api/vultr/valkey/cache/conversation/u7", "conversation", map[string]string{"userId": "u7"}},
