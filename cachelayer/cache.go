@@ -299,8 +299,13 @@ func (c *Cache) sendInvalidation(ctx context.Context, tags []string, now int64) 
 // was stored before now, here, in L2 (where replicas that start later
 // find it) and on every replica. The ban stands for MaxKeep and an hour.
 func (c *Cache) Ban(ctx context.Context, prefix string) error {
+	return c.banAt(ctx, prefix, time.Now().UnixNano())
+}
+
+// banAt is Ban of the entries stored before at (Unix ns).
+func (c *Cache) banAt(ctx context.Context, prefix string, at int64) error {
 	now := time.Now().UnixNano()
-	b := ban{prefix: prefix, at: banTime(now)}
+	b := ban{prefix: prefix, at: banTime(at)}
 	c.bans.add(now, b)
 	c.stats.bansSent.Add(1)
 	if c.l2 == nil {

@@ -54,15 +54,15 @@ func (r *retryTags) add(tags []string, now int64) (dropped int) {
 	return dropped
 }
 
-// due returns the tags to send now, and whether a ban of everything is
-// owed.
-func (r *retryTags) due() (tags []string, owedBan bool) {
+// due returns the tags to send now, and when the ban of everything owed
+// was last owed (Unix ns), 0 if none is.
+func (r *retryTags) due() (tags []string, owedBan int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for tag := range r.tags {
 		tags = append(tags, tag)
 	}
-	return tags, r.owedBan != 0
+	return tags, r.owedBan
 }
 
 // banSent forgets the ban owed, unless a tag was given up after the ban
@@ -103,7 +103,7 @@ func (c *Cache) runRetries(ctx context.Context) {
 		for {
 			start := time.Now().UnixNano()
 			tags, owedBan := c.retry.due()
-			if len(tags) == 0 && !owedBan {
+			if len(tags) == 0 && owedBan == 0 {
 				break
 			}
 			err := c.sendRetries(ctx, tags, owedBan, start)
@@ -113,7 +113,7 @@ func (c *Cache) runRetries(ctx context.Context) {
 			// One line a minute at most while an outage goes on.
 			if now := time.Now(); now.Sub(warned) >= time.Minute {
 				c.log.Warn("invalidations wait for Valkey; other replicas may answer from what the writes replaced until it takes them",
-					"tags", len(tags), "ban_everything", owedBan, "err", err.Error())
+					"tags", len(tags), "ban_everything", owedBan != 0, "err", err.Error())
 				warned = now
 			}
 			select {
@@ -126,9 +126,11 @@ func (c *Cache) runRetries(ctx context.Context) {
 	}
 }
 
-// sendRetries sends held tags, then the ban of everything owed, from a
-// round begun at start.
-func (c *Cache) sendRetries(ctx context.Context, tags []string, owedBan bool, start int64) error {
+// sendRetries sends held tags, then the ban owed (if owedBan is not 0) of
+// every entry stored before the last tag that could not be held, from a
+// round begun at start: what was stored since is newer than every write
+// whose tags were given up, and stays.
+func (c *Cache) sendRetries(ctx context.Context, tags []string, owedBan, start int64) error {
 	if len(tags) > 0 {
 		if err := c.sendInvalidation(ctx, tags, start); err != nil {
 			return err
@@ -136,8 +138,8 @@ func (c *Cache) sendRetries(ctx context.Context, tags []string, owedBan bool, st
 		c.retry.sent(tags, start)
 		c.stats.invalidationsRetried.Add(uint64(len(tags)))
 	}
-	if owedBan {
-		if err := c.Ban(ctx, ""); err != nil {
+	if owedBan != 0 {
+		if err := c.banAt(ctx, "", owedBan); err != nil {
 			return err
 		}
 		c.retry.banSent(start)

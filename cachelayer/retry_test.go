@@ -72,7 +72,7 @@ func TestRetryTagsKeepsLaterFailures(t *testing.T) {
 	r := newRetryTags()
 	r.add([]string{"a", "b"}, 100)
 	tags, owed := r.due()
-	if len(tags) != 2 || owed {
+	if len(tags) != 2 || owed != 0 {
 		t.Fatalf("due: %v, ban owed %v", tags, owed)
 	}
 	r.add([]string{"b"}, 300) // failed again while the retry was under way
@@ -97,15 +97,15 @@ func TestRetryTagsOweABanPastTheirBound(t *testing.T) {
 	if dropped := r.add([]string{"one-more"}, 200); dropped != 1 {
 		t.Fatalf("%d dropped past the bound, want 1", dropped)
 	}
-	if tags, owed := r.due(); len(tags) != retryMaxTags || !owed {
-		t.Fatalf("due %d tags, ban owed %v; want %d and true", len(tags), owed, retryMaxTags)
+	if tags, owed := r.due(); len(tags) != retryMaxTags || owed != 200 {
+		t.Fatalf("due %d tags, ban owed at %d; want %d, and at 200", len(tags), owed, retryMaxTags)
 	}
 	r.banSent(150) // a ban begun before the tag was dropped does not cover it
-	if _, owed := r.due(); !owed {
+	if _, owed := r.due(); owed == 0 {
 		t.Fatal("a ban begun before the drop forgave it")
 	}
 	r.banSent(250)
-	if _, owed := r.due(); owed {
+	if _, owed := r.due(); owed != 0 {
 		t.Fatal("still owed after a ban that covers it")
 	}
 }
@@ -152,5 +152,61 @@ func TestInvalidationOutlastsAnOutage(t *testing.T) {
 	}
 	if s := a.Stats(); s.InvalidationsRetried == 0 || s.InvalidationsLost != 0 {
 		t.Errorf("a retried %d tags and lost %d, want some and 0", s.InvalidationsRetried, s.InvalidationsLost)
+	}
+}
+
+// downPublishes fails every PUBLISH while down is set.
+type downPublishes struct{ down atomic.Bool }
+
+func (h *downPublishes) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *downPublishes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "publish" && h.down.Load() {
+			err := errors.New("publish down for the test")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *downPublishes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestOwedBanVoidsOnlyWhatCameBefore: the ban owed for tags past
+// retryMaxTags voids the entries stored before the overflow, not those
+// stored during the rest of the outage: an entry stored after it, under a
+// tag no write touched, survives. The ban used to be stamped when sent,
+// and voided every entry of the outage on every replica.
+func TestOwedBanVoidsOnlyWhatCameBefore(t *testing.T) {
+	addr := servicetest.RedisAddr(t)
+	prefix := servicetest.KeyPrefix(t)
+	b := newReplica(t, addr, prefix, 1<<20)
+	ctx := context.Background()
+	h := &downPublishes{}
+	h.down.Store(true)
+	b.l2.client.AddHook(h)
+	many := make([]string, retryMaxTags+1)
+	for i := range many {
+		many[i] = "t" + strconv.Itoa(i)
+	}
+	if err := b.Invalidate(ctx, many...); err == nil {
+		t.Fatal("no error")
+	}
+	if s := b.Stats(); s.InvalidationsLost != 1 {
+		t.Fatalf("lost %d, want 1", s.InvalidationsLost)
+	}
+	time.Sleep(20 * time.Millisecond)
+	tags := []string{"products"}
+	fill(b, Key{9}, "/api/vultr/postgres/products", tags...) // stored after the overflow
+	if e, _, _ := b.Lookup(ctx, Key{9}, tags, nil); e == nil {
+		t.Fatal("the new entry is not there before the ban")
+	}
+	time.Sleep(300 * time.Millisecond) // the outage goes on
+	h.down.Store(false)
+	eventually(t, "the owed ban sent", func() bool { return b.Stats().BansSent > 0 })
+	time.Sleep(50 * time.Millisecond)
+	if e, _, _ := b.Lookup(ctx, Key{9}, tags, nil); e == nil {
+		t.Errorf("an entry stored %v after the overflow, under an untouched tag, was voided by the owed ban (BansSent=%d)", 300*time.Millisecond, b.Stats().BansSent)
 	}
 }

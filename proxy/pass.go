@@ -26,11 +26,12 @@ func (p *Proxy) passRoute(ctx *fasthttp.RequestCtx, rt *route, rv *requestValues
 		}
 	}
 	tags, err := rv.evalTags(nil, rt.invalidates)
-	if h := &ctx.Request.Header; rt.invBody && h.ContentLength() != 0 && !appReadsJSON(h) {
+	if h := &ctx.Request.Header; rt.invBody && h.ContentLength() != 0 && (!appReadsJSON(h) || connectionStripsSent(h)) {
 		// The app reads this body otherwise than as JSON: not at all
-		// (text/plain: its defaults), or as a form. Which user or key
-		// the write touched is not certain, so the tags of every
-		// reading are dropped.
+		// (text/plain, or a Content-Type that Connection names and
+		// Sheepdog does not forward: its defaults), or as a form.
+		// Which user or key the write touched is not certain, so the
+		// tags of every reading are dropped.
 		tags, err = rv.otherReadings(tags, err, rt.invalidates)
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -162,7 +163,7 @@ func (rv *requestValues) setTop(fields []field) {
 // none can.
 func (rv *requestValues) otherReadings(tags []string, err error, invalidates []configs.Template) ([]string, error) {
 	readings := [][]field{nil}
-	if bytes.HasPrefix(rv.ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
+	if media, _, err := mime.ParseMediaType(string(rv.ctx.Request.Header.ContentType())); err == nil && media == "application/x-www-form-urlencoded" {
 		var form fasthttp.Args
 		form.ParseBytes(rv.ctx.Request.Body())
 		var fields []field
