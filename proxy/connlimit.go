@@ -42,6 +42,13 @@ var overLimitAnswer = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: cl
 type steadyListener struct {
 	net.Listener
 	failed func(error) // told of each passing error
+
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close: a wait ends at once
+}
+
+func newSteadyListener(ln net.Listener, failed func(error)) *steadyListener {
+	return &steadyListener{Listener: ln, failed: failed, closed: make(chan struct{})}
 }
 
 func (l *steadyListener) Accept() (net.Conn, error) {
@@ -55,8 +62,22 @@ func (l *steadyListener) Accept() (net.Conn, error) {
 			l.failed(err)
 		}
 		wait = min(max(2*wait, 5*time.Millisecond), time.Second)
-		time.Sleep(wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-l.closed:
+			// fasthttp's Shutdown waits for its accept loop: it must
+			// not wait out the backoff.
+			t.Stop()
+			return nil, net.ErrClosed
+		}
 	}
+}
+
+// Close closes the listener and ends a backoff under way.
+func (l *steadyListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 // passing reports whether an accept error goes away by itself.

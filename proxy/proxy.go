@@ -309,12 +309,12 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	failed := func(err error) { p.logLibrary("accepting a connection failed; retrying: " + err.Error()) }
-	var served net.Listener = &steadyListener{Listener: ln, failed: failed}
+	var served net.Listener = newSteadyListener(ln, failed)
 	if max := p.cfg.Server.MaxConns; max > 0 {
 		served = &limitListener{Listener: served, max: int64(max)}
 	}
 	go func() { defer wg.Done(); errs <- p.server.Serve(served) }()
-	go func() { defer wg.Done(); errs <- p.admin.Serve(&steadyListener{Listener: adminLn, failed: failed}) }()
+	go func() { defer wg.Done(); errs <- p.admin.Serve(newSteadyListener(adminLn, failed)) }()
 	err := <-errs
 	if err != nil {
 		// One server failed: stop the other rather than run half a proxy.
