@@ -18,12 +18,22 @@ import (
 // adminHandler serves the operator's endpoints on the admin listener.
 func (p *Proxy) adminHandler(ctx *fasthttp.RequestCtx) {
 	switch path := string(ctx.Path()); path {
-	case "/", "/health", "/stats", "/metrics":
-		if !ctx.IsGet() && !ctx.IsHead() {
-			notAllowed(ctx, "GET, HEAD", path+" answers GET")
-			break
+	case "/":
+		if reads(ctx, path) {
+			serveStatusPage(ctx)
 		}
-		p.serveReadOnly(ctx, path)
+	case "/health":
+		if reads(ctx, path) {
+			p.serveHealth(ctx)
+		}
+	case "/stats":
+		if reads(ctx, path) {
+			p.serveStats(ctx)
+		}
+	case "/metrics":
+		if reads(ctx, path) {
+			p.serveMetrics(ctx)
+		}
 	case "/favicon.ico":
 		// Browsers ask for it; answered here so that it is not a 404 in
 		// the recent errors the status page shows.
@@ -36,25 +46,21 @@ func (p *Proxy) adminHandler(ctx *fasthttp.RequestCtx) {
 	p.noteError(ctx)
 }
 
+// reads reports whether the request is a GET or HEAD, which the endpoints
+// that only read take; any other method is answered 405.
+func reads(ctx *fasthttp.RequestCtx, path string) bool {
+	if ctx.IsGet() || ctx.IsHead() {
+		return true
+	}
+	notAllowed(ctx, "GET, HEAD", path+" answers GET")
+	return false
+}
+
 // notAllowed answers a method the endpoint does not take: 405, with the
 // methods it does take in Allow (RFC 9110 §15.5.6).
 func notAllowed(ctx *fasthttp.RequestCtx, allow, msg string) {
 	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", msg)
 	ctx.Response.Header.Set(fasthttp.HeaderAllow, allow)
-}
-
-// serveReadOnly serves the admin endpoints that only read.
-func (p *Proxy) serveReadOnly(ctx *fasthttp.RequestCtx, path string) {
-	switch path {
-	case "/":
-		serveStatusPage(ctx)
-	case "/health":
-		p.serveHealth(ctx)
-	case "/stats":
-		p.serveStats(ctx)
-	case "/metrics":
-		p.serveMetrics(ctx)
-	}
 }
 
 // Dependency is one dependency's state as /health reports it.
