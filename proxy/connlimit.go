@@ -90,12 +90,14 @@ func passing(err error) bool {
 	return false
 }
 
-// limitListener accepts at most max open connections.
+// limitListener accepts at most max open connections, and closes them
+// through its closer.
 type limitListener struct {
 	net.Listener
 	max       int64
 	open      atomic.Int64
 	lingering atomic.Int64 // refusals being answered
+	closer    closer
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -142,14 +144,22 @@ func refuse(c net.Conn) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10)) // until the client closes, or the deadline
 }
 
-// countedConn counts itself out of its listener once, on Close.
+// countedConn counts itself out of its listener once it is closed.
 type countedConn struct {
 	net.Conn
 	l    *limitListener
 	once sync.Once
 }
 
+// Close hands the connection to its listener's closer, which closes it
+// shortly (closer.go); later calls do nothing.
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
-	return c.Conn.Close()
+	c.once.Do(func() { c.l.closer.add(c) })
+	return nil
+}
+
+// closeNow closes the connection and counts it out of its listener.
+func (c *countedConn) closeNow() {
+	_ = c.Conn.Close()
+	c.l.open.Add(-1)
 }
