@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/crypto/blake2b"
@@ -136,18 +138,57 @@ func FuzzKeyBuilder(f *testing.F) {
 	})
 }
 
+// TestRecentKeysNeverMixStreams: with far more streams than recentKeys
+// has slots, so that streams share slots and replace one another, every
+// Sum is still its own stream's BLAKE2b, from goroutines at once.
+func TestRecentKeysNeverMixStreams(t *testing.T) {
+	const streams = 4 * len(recentKeys.slots)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			var kb KeyBuilder
+			var n [8]byte
+			for pass := range 2 {
+				for i := range streams {
+					kb.Reset()
+					kb.Add("route", []byte("products"))
+					kb.Add("query.category", binary.BigEndian.AppendUint64(n[:0], uint64((i+g*pass*977)%streams)))
+					sum := blake2b.Sum256(kb.stream)
+					if got := kb.Sum(); !bytes.Equal(got[:], sum[:16]) {
+						t.Errorf("stream %x: key %x, want %x", kb.stream, got, sum[:16])
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkKeyBuilder builds a hot key, one recentKeys remembers, and a
+// cold one, hashed each time.
 func BenchmarkKeyBuilder(b *testing.B) {
 	value := []byte("shoes")
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		var n [8]byte // each goroutine's own: shared, every Add wrote it at once
-		for pb.Next() {
-			kb := AcquireKeyBuilder()
-			kb.Add("route", value)
-			kb.Add("query.category", value)
-			kb.Add("query.limit", binary.LittleEndian.AppendUint64(n[:0], 20))
-			_ = kb.Sum()
-			ReleaseKeyBuilder(kb)
-		}
-	})
+	for _, cold := range []bool{false, true} {
+		name := map[bool]string{false: "hot", true: "cold"}[cold]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var seq atomic.Uint64
+			b.RunParallel(func(pb *testing.PB) {
+				var n [8]byte // each goroutine's own: shared, every Add wrote it at once
+				limit := uint64(20)
+				for pb.Next() {
+					if cold {
+						limit = seq.Add(1) // a stream never seen: hashed, and remembered
+					}
+					kb := AcquireKeyBuilder()
+					kb.Add("route", value)
+					kb.Add("query.category", value)
+					kb.Add("query.limit", binary.LittleEndian.AppendUint64(n[:0], limit))
+					_ = kb.Sum()
+					ReleaseKeyBuilder(kb)
+				}
+			})
+		})
+	}
 }
