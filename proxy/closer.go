@@ -20,9 +20,8 @@ const (
 	closeMaxPending = 1024
 )
 
-// closer closes connections a little later, in batches (above). A
-// connection waiting in it still counts as open. Its zero value closes
-// each connection at once; newCloser's waits as above.
+// closer closes connections a little later, in batches (above). Its zero
+// value closes each connection at once; newCloser's waits as above.
 type closer struct {
 	quiet, maxWait time.Duration
 	maxPending     int

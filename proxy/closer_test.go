@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,9 +30,9 @@ func closedBy(peer net.Conn, wait time.Duration) bool {
 	return err == io.EOF
 }
 
-// TestCloserClosesOnce: Close returns at once, the connection is closed
-// shortly after and counted out of the listener then, once, however many
-// times Close is called.
+// TestCloserClosesOnce: Close counts the connection out of its listener
+// at once, and once however many times it is called; the connection is
+// closed shortly after.
 func TestCloserClosesOnce(t *testing.T) {
 	l := &limitListener{max: 10, closer: newCloser()}
 	conns, peers := pipeConns(l, 2)
@@ -39,15 +41,11 @@ func TestCloserClosesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if n := l.open.Load(); n != 1 {
+		t.Fatalf("%d connections counted open after one of two was closed, want 1", n)
+	}
 	if !closedBy(peers[0], 5*time.Second) {
 		t.Fatal("the connection was not closed")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for l.open.Load() != 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if n := l.open.Load(); n != 1 {
-		t.Fatalf("%d connections counted open after one of two closed, want 1", n)
 	}
 	if closedBy(peers[1], 10*time.Millisecond) {
 		t.Fatal("a connection never closed was closed")
@@ -115,5 +113,41 @@ func TestCloserBoundsTheWait(t *testing.T) {
 	}
 	if n := full.open.Load(); n != 0 {
 		t.Fatalf("%d connections counted open, want 0", n)
+	}
+}
+
+// TestMaxConnsFreedBeforeTheClose: with max_conns 1, a client that asks
+// with Connection: close, reads to the end of the connection and connects
+// again is never refused: the place is free before the client sees the
+// close. Counted out only when the closer closed it, 92 of 100 were
+// refused with the JSON 503 (from a review).
+func TestMaxConnsFreedBeforeTheClose(t *testing.T) {
+	_, originAddr := startOrigin(t)
+	_, addr, _, _ := serveProxy(t, testConfig(t, originAddr, "max_conns: 1"))
+	refused := 0
+	const n = 100
+	for i := range n {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /__origin/echo?size=10 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, br) // the rest of the answer, to the close
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			refused++
+		}
+	}
+	if refused > 0 {
+		t.Errorf("%d of %d requests made one after another refused at max_conns 1", refused, n)
 	}
 }

@@ -144,22 +144,25 @@ func refuse(c net.Conn) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10)) // until the client closes, or the deadline
 }
 
-// countedConn counts itself out of its listener once it is closed.
+// countedConn counts itself out of its listener once, on Close.
 type countedConn struct {
 	net.Conn
 	l    *limitListener
 	once sync.Once
 }
 
-// Close hands the connection to its listener's closer, which closes it
-// shortly (closer.go); later calls do nothing.
+// Close counts the connection out and hands it to its listener's closer,
+// which closes it shortly (closer.go); later calls do nothing. It is
+// counted out first: a connection nobody serves any more holds no place
+// under max_conns while it waits to be closed, and a client that sees it
+// closed and connects again finds its place free.
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.l.closer.add(c) })
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		c.l.closer.add(c)
+	})
 	return nil
 }
 
-// closeNow closes the connection and counts it out of its listener.
-func (c *countedConn) closeNow() {
-	_ = c.Conn.Close()
-	c.l.open.Add(-1)
-}
+// closeNow closes the connection.
+func (c *countedConn) closeNow() { _ = c.Conn.Close() }
