@@ -63,8 +63,8 @@ func (cl *closer) add(c *countedConn) {
 }
 
 // run closes what is pending once no connection has come for quiet, or
-// the oldest has waited maxWait; it returns when
-// nothing is left. seen is the count of connections added when it began.
+// the oldest has waited maxWait; it returns when nothing is left. seen is
+// the count of connections added when it began.
 func (cl *closer) run(seen uint64) {
 	wait := min(cl.quiet, cl.maxWait)
 	for {
@@ -92,6 +92,6 @@ func (cl *closer) run(seen uint64) {
 
 func closeAll(conns []*countedConn) {
 	for _, c := range conns {
-		c.closeNow()
+		_ = c.Conn.Close()
 	}
 }

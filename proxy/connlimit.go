@@ -163,6 +163,3 @@ func (c *countedConn) Close() error {
 	})
 	return nil
 }
-
-// closeNow closes the connection.
-func (c *countedConn) closeNow() { _ = c.Conn.Close() }
