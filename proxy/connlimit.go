@@ -90,14 +90,12 @@ func passing(err error) bool {
 	return false
 }
 
-// limitListener accepts at most max open connections, and closes them
-// through its closer.
+// limitListener accepts at most max open connections.
 type limitListener struct {
 	net.Listener
 	max       int64
 	open      atomic.Int64
 	lingering atomic.Int64 // refusals being answered
-	closer    closer
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -151,15 +149,7 @@ type countedConn struct {
 	once sync.Once
 }
 
-// Close counts the connection out and hands it to its listener's closer,
-// which closes it shortly (closer.go); later calls do nothing. It is
-// counted out first: a connection nobody serves any more holds no place
-// under max_conns while it waits to be closed, and a client that sees it
-// closed and connects again finds its place free.
 func (c *countedConn) Close() error {
-	c.once.Do(func() {
-		c.l.open.Add(-1)
-		c.l.closer.add(c)
-	})
-	return nil
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }
