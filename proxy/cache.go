@@ -297,6 +297,7 @@ func (p *Proxy) answerFetched(ctx *fasthttp.RequestCtx, rt *route, f *fetched, l
 		o = outCollapsed
 		rt.stats.coalesced.Add(1)
 		render(f.entry) // a herd's waiters all write this one entry
+		closeAfterBurst(ctx)
 	case f.stored:
 		o = outMissStored
 		rt.stats.missAnswers.Add(1)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Over server.max_conns a new connection is answered with Sheepdog's JSON
@@ -90,12 +92,14 @@ func passing(err error) bool {
 	return false
 }
 
-// limitListener accepts at most max open connections.
+// limitListener accepts at most max open connections, and closes a
+// herd's waiters' through its closer.
 type limitListener struct {
 	net.Listener
 	max       int64
 	open      atomic.Int64
 	lingering atomic.Int64 // refusals being answered
+	closer    closer
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -147,9 +151,30 @@ type countedConn struct {
 	net.Conn
 	l    *limitListener
 	once sync.Once
+	// closeLater is set when the connection answered a herd's waiter:
+	// its close goes to the listener's closer (closer.go).
+	closeLater atomic.Bool
 }
 
-func (c *countedConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
-	return c.Conn.Close()
+// Close counts the connection out, then closes it, or hands it to the
+// closer; later calls do nothing. It is counted out first, so a client
+// that sees it closed and connects again finds its place free.
+func (c *countedConn) Close() (err error) {
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		if c.closeLater.Load() {
+			c.l.closer.add(c)
+			return
+		}
+		err = c.Conn.Close()
+	})
+	return err
+}
+
+// closeAfterBurst marks the connection that ctx is served on to be closed
+// by its listener's closer, if it is to be closed.
+func closeAfterBurst(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*countedConn); ok {
+		c.closeLater.Store(true)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -309,9 +310,9 @@ func (p *Proxy) Serve(ln, adminLn net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	failed := func(err error) { p.logLibrary("accepting a connection failed; retrying: " + err.Error()) }
-	var served net.Listener = newSteadyListener(ln, failed)
+	served := &limitListener{Listener: newSteadyListener(ln, failed), max: math.MaxInt64, closer: newCloser()}
 	if max := p.cfg.Server.MaxConns; max > 0 {
-		served = &limitListener{Listener: served, max: int64(max)}
+		served.max = int64(max)
 	}
 	go func() { defer wg.Done(); errs <- p.server.Serve(served) }()
 	go func() { defer wg.Done(); errs <- p.admin.Serve(newSteadyListener(adminLn, failed)) }()
