@@ -297,7 +297,12 @@ func (p *Proxy) answerFetched(ctx *fasthttp.RequestCtx, rt *route, f *fetched, l
 		o = outCollapsed
 		rt.stats.coalesced.Add(1)
 		render(f.entry) // a herd's waiters all write this one entry
-		closeAfterBurst(ctx)
+		if f.stored {
+			// A burst: the requests after it hit. An answer not
+			// stored (a 5xx) is shared by every request while the
+			// app fails, and those connections close at once.
+			closeAfterBurst(ctx)
+		}
 	case f.stored:
 		o = outMissStored
 		rt.stats.missAnswers.Add(1)
