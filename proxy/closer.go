@@ -9,9 +9,9 @@ import (
 // the socket's teardown and its removal from epoll. When a thousand
 // clients that each sent Connection: close wait on one fetch, the closes
 // were 39% of the CPU their answers took, each paid between one answer
-// and the next. So the connection of a herd's waiter goes to a closer,
-// which closes it once closes stop coming for closeQuiet: after the
-// answers of the burst are written. Each is still closed within
+// and the next. So the connection of a herd's waiter handed a stored
+// answer goes to a closer, which closes it once closes stop coming for
+// closeQuiet: after the answers of the burst are written. Each is still closed within
 // closeMaxWait, and no more than closeMaxPending wait at once. Other
 // connections close at once: under a steady stream of Connection: close
 // requests, closing them all later served a third fewer, with five
